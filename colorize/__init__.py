@@ -1,0 +1,1 @@
+"""colorize: grayscale-to-colour autoencoders, configured by Hydra, swept by Optuna, tracked by MLflow."""

@@ -1,0 +1,182 @@
+"""Data sets as uint8 tensors: decoded and converted once, cached, split by a seeded permutation."""
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+
+from colorize.color import rgb_to_gray
+from colorize.config import ColorizeError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# CC0 / public-domain photos bundled with scikit-image (licences in the README).
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+SAMPLE_SCALES = (1, 1.5, 2, 3, 4)  # downscale factors: the same photos at several zoom levels
+
+
+@dataclass
+class Images:
+    """Gray input and RGB target, uint8 on one device; converted to float per batch."""
+
+    gray: torch.Tensor  # (N, 1, H, W)
+    rgb: torch.Tensor  # (N, 3, H, W)
+
+    def __len__(self) -> int:
+        return self.gray.shape[0]
+
+    def __getitem__(self, index: torch.Tensor | slice) -> "Images":
+        return Images(self.gray[index], self.rgb[index])
+
+    def to(self, device: torch.device) -> "Images":
+        return Images(self.gray.to(device), self.rgb.to(device))
+
+
+@dataclass
+class Split:
+    train: Images
+    val: Images
+
+
+def from_rgb(rgb: np.ndarray) -> Images:
+    """(N, H, W, 3) uint8 RGB -> Images, gray made once for the whole set."""
+    gray = rgb_to_gray(rgb)
+    return Images(
+        gray=torch.from_numpy(gray).unsqueeze(1).contiguous(),
+        rgb=torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(),
+    )
+
+
+def split(images: Images, val_fraction: float, seed: int, limit: Optional[int] = None) -> Split:
+    """Seeded, disjoint train/val parts; `limit` first draws a seeded subset of that size."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    n = min(limit or len(images), len(images))
+    n_val = max(1, round(n * val_fraction))
+    if n - n_val < 1:
+        raise ColorizeError(f"only {n} images: too few to split with data.val_fraction={val_fraction}")
+    return Split(train=images[order[n_val:n]], val=images[order[:n_val]])
+
+
+def resize_center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if (h, w) == (size, size):
+        return rgb
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    # INTER_AREA averages when shrinking (no aliasing); it falls back to bilinear when enlarging.
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return resized[top : top + size, left : left + size]
+
+
+def read_rgb(path: Path) -> Optional[np.ndarray]:
+    """Decode one image file to uint8 RGB, or None when it cannot be read."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def list_images(root: Path) -> list[Path]:
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ColorizeError(f"data.root={root} holds no .jpg/.jpeg/.png images")
+    return files
+
+
+def _cache_key(root: Path, files: list[Path], image_size: int) -> str:
+    # Names, sizes and modification times: a changed, added or removed file invalidates the cache.
+    digest = hashlib.sha1(f"{root.resolve()}|{image_size}".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path) -> np.ndarray:
+    """Every jpg/png under `root` (recursively), resized and centre-cropped, as (N, S, S, 3) uint8."""
+    files = list_images(root)
+    cache = cache_dir / f"folder-{_cache_key(root, files, image_size)}.npz"
+    if cache.exists():
+        with np.load(cache) as cached:
+            rgb, bad = cached["rgb"], cached["bad"]
+        log.info("loaded %d images of %s from cache %s", len(rgb), root, cache)
+    else:
+        # cv2 releases the GIL while decoding, so threads use every core.
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            decoded = list(pool.map(read_rgb, files, chunksize=256))
+        bad = np.array([str(f) for f, im in zip(files, decoded) if im is None])
+        if len(bad) and not skip_bad:
+            raise ColorizeError(f"cannot read image {bad[0]} (set data.on_bad_image=skip to skip such files)")
+        good = [resize_center_crop(im, image_size) for im in decoded if im is not None]
+        if not good:
+            raise ColorizeError(f"data.root={root}: none of its {len(files)} images could be read")
+        rgb = np.stack(good)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, rgb=rgb, bad=bad)
+        os.replace(tmp, cache)  # atomic: a killed run never leaves half a cache
+    if len(bad):
+        log.warning("skipped %d unreadable images under %s (first: %s)", len(bad), root, bad[0])
+    return rgb
+
+
+def load_sample(image_size: int) -> np.ndarray:
+    """Patches of scikit-image's bundled photos, cut on a fixed grid at a few scales."""
+    import skimage.data
+
+    patches = []
+    for name in SAMPLE_PHOTOS:
+        photo = getattr(skimage.data, name)()
+        for factor in SAMPLE_SCALES:
+            h, w = int(photo.shape[0] / factor), int(photo.shape[1] / factor)
+            scaled = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+            stride = image_size // 2  # half-overlapping patches
+            for top in range(0, h - image_size + 1, stride):
+                for left in range(0, w - image_size + 1, stride):
+                    patches.append(scaled[top : top + image_size, left : left + image_size])
+    return np.stack(patches)
+
+
+def load_cifar10(root: Path, train: bool) -> np.ndarray:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        return CIFAR10(str(root), train=train, download=True).data
+    except Exception as error:  # offline: URLError, socket or SSL errors, a failed checksum
+        raise ColorizeError(
+            f"cannot get CIFAR-10 into data.root={root} ({type(error).__name__}); offline? "
+            "use data=sample, or data=folder data.root=<folder of images>"
+        ) from None
+
+
+def load_rgb(
+    source: str, root: Optional[str], image_size: int, skip_bad: bool, cache_dir: Path
+) -> np.ndarray:
+    if source == "sample":
+        return load_sample(image_size)
+    if source == "cifar10":
+        return load_cifar10(Path(root), train=True)
+    return load_folder(Path(root), image_size, skip_bad, cache_dir)
+
+
+def load(
+    source: str,
+    root: Optional[str],
+    image_size: int,
+    val_fraction: float,
+    seed: int,
+    limit: Optional[int],
+    skip_bad: bool,
+    cache_dir: Path,
+    device: torch.device,
+) -> Split:
+    images = from_rgb(load_rgb(source, root, image_size, skip_bad, cache_dir))
+    parts = split(images, val_fraction, seed, limit)
+    return Split(parts.train.to(device), parts.val.to(device))

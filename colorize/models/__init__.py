@@ -1,0 +1,1 @@
+"""Model families, one file each; configs pick one with `_target_`."""

@@ -1,0 +1,134 @@
+"""`python -m colorize.train`: the Hydra entry point. The config stops here."""
+
+import logging
+import math
+import signal
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from colorize.config import ColorizeError, check, register
+
+log = logging.getLogger(__name__)
+register()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # SIGTERM ends the run as KILLED, like Ctrl-C
+
+
+def train(cfg: DictConfig) -> float:
+    check(cfg)
+    # Heavy imports only once the config is valid: --help and config errors answer fast.
+    import torch
+    from hydra.utils import instantiate
+    from torch import nn
+
+    from colorize import checkpoint, data, plots, tracking
+    from colorize.device import pick_device
+    from colorize.loop import fit
+    from colorize.metrics import as_float, predict
+
+    device = pick_device(cfg.trainer.device)
+    resume = checkpoint.load(cfg.trainer.resume) if cfg.trainer.resume else None
+    torch.manual_seed(cfg.trainer.seed)
+    split = data.load(
+        source=cfg.data.source.value,
+        root=cfg.data.root,
+        image_size=cfg.data.image_size,
+        val_fraction=cfg.data.val_fraction,
+        seed=cfg.data.seed,
+        limit=cfg.data.limit,
+        skip_bad=cfg.data.on_bad_image.value == "skip",
+        cache_dir=Path(cfg.paths.cache_dir),
+        device=device,
+    )
+    model = instantiate(cfg.model).to(device)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    loss_fn = nn.MSELoss()
+    shuffle = torch.Generator(device=device).manual_seed(cfg.trainer.seed)
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    start_epoch, best_val_loss, run_id = 1, math.inf, None
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        shuffle.set_state(resume["rng"]["shuffle"])
+        start_epoch, best_val_loss = resume["epoch"] + 1, resume["best_val_loss"]
+        history, run_id = resume["history"], resume["run_id"]
+        if start_epoch > cfg.trainer.epochs:
+            raise ColorizeError(f"trainer.resume={cfg.trainer.resume} already holds epoch {resume['epoch']}: raise trainer.epochs")
+        log.info("resuming %s after epoch %d", cfg.trainer.resume, resume["epoch"])
+
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    tags = {"hydra.overrides": " ".join(hydra_cfg.overrides.task) or "(none)", "output_dir": str(out_dir)}
+    commit = tracking.git_commit(Path(cfg.paths.root_dir))
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    grid_images = split.val[: cfg.tracking.grid_images]
+    last = out_dir / "checkpoints" / "last.pt"
+    best = out_dir / "checkpoints" / "best.pt"
+    params = tracking.flatten(config)
+    with tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.run_name, params, tags, run_id) as run:
+        log.info("MLflow run %s in %s; outputs in %s", run.run_id, tracking.hide_password(cfg.tracking.uri), out_dir)
+        epochs = fit(model, optimizer, loss_fn, split, cfg.trainer.epochs, cfg.trainer.batch_size, shuffle, start_epoch, cfg.trainer.progress)
+        for result in epochs:
+            val = result.val
+            history["train_loss"].append(result.train_loss)
+            history["val_loss"].append(val["loss"])
+            run.metrics(
+                {
+                    "train_loss": result.train_loss,
+                    **{f"val_{name}": value for name, value in val.items()},
+                    "epoch_seconds": result.seconds,
+                    "images_per_second": result.images_per_second,
+                },
+                step=result.epoch,
+            )
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": result.epoch,
+                "best_val_loss": min(best_val_loss, val["loss"]),
+                "history": history,
+                "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+                "config": config,
+                "run_id": run.run_id,
+            }
+            checkpoint.save(state, last)
+            if val["loss"] < best_val_loss:
+                best_val_loss = val["loss"]
+                checkpoint.save(state, best)
+            if result.epoch in (start_epoch, cfg.trainer.epochs) or result.epoch % cfg.tracking.grid_every == 0:
+                prediction = predict(model, grid_images.gray)
+                title = f"epoch {result.epoch}: input / prediction / actual"
+                grid = plots.sample_grid(as_float(grid_images.gray), prediction, as_float(grid_images.rgb), title)
+                run.figure(grid, f"grids/epoch_{result.epoch:04d}.png")
+            log.info(
+                "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB  %.1f s  %.0f img/s",
+                result.epoch, cfg.trainer.epochs, result.train_loss, val["loss"], val["psnr"], result.seconds, result.images_per_second,
+            )
+        run.figure(plots.loss_curve(history["train_loss"], history["val_loss"]), "plots/loss_curve.png")
+        run.text(OmegaConf.to_yaml(config), "config.yaml")
+        for path in (last, best):
+            if path.exists():
+                run.artifact(path, "checkpoints")
+        run.model(model.cpu(), as_float(split.val.gray[:2]).cpu())
+    return val["psnr"]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return train(cfg)
+    except ColorizeError as error:
+        raise SystemExit(f"colorize: error: {error}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from colorize import data
+from colorize.color import rgb_to_gray
+from colorize.config import ColorizeError
+
+
+def write_images(folder: Path, count: int, size: int = 40) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        sub = folder / f"class{i % 2}"
+        sub.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(sub / f"{i:03d}.png"), rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8))
+
+
+def test_gray_is_opencv_weighted_conversion() -> None:
+    photos = np.stack([skimage.data.astronaut()[:64, :64], skimage.data.coffee()[:64, :64]])
+    gray = rgb_to_gray(photos)
+    for photo, g in zip(photos, gray):
+        assert np.array_equal(g, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+        weighted = photo.astype(float) @ [0.299, 0.587, 0.114]  # ITU-R BT.601, OpenCV's weights
+        assert np.abs(g - weighted).max() <= 1
+
+
+def test_images_hold_gray_once_as_uint8() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    images = data.from_rgb(rgb)
+    assert images.gray.dtype == images.rgb.dtype == torch.uint8
+    assert images.gray.shape == (5, 1, 32, 32) and images.rgb.shape == (5, 3, 32, 32)
+    assert np.array_equal(images.gray[2, 0].numpy(), cv2.cvtColor(rgb[2], cv2.COLOR_RGB2GRAY))
+
+
+def test_split_is_deterministic_and_disjoint() -> None:
+    # Tag each image with its index in the red channel so the parts can be compared.
+    rgb = np.zeros((250, 8, 8, 3), dtype=np.uint8)
+    rgb[:, 0, 0, 0] = np.arange(250)
+    images = data.from_rgb(rgb)
+    ids = lambda part: set(part.rgb[:, 0, 0, 0].tolist())  # noqa: E731
+    a, b, c = (data.split(images, 0.2, seed) for seed in (7, 7, 8))
+    assert ids(a.train) == ids(b.train) and ids(a.val) == ids(b.val)
+    assert ids(a.val) != ids(c.val)
+    assert not ids(a.train) & ids(a.val)
+    assert len(a.val) == 50 and len(a.train) == 200
+    limited = data.split(images, 0.2, 7, limit=100)
+    assert len(limited.val) == 20 and len(limited.train) == 80
+
+
+def test_sample_is_offline_photo_patches() -> None:
+    rgb = data.load_sample(32)
+    assert rgb.shape[1:] == (32, 32, 3) and rgb.dtype == np.uint8
+    assert len(rgb) >= 5000
+    assert np.array_equal(rgb, data.load_sample(32))  # deterministic
+
+
+def test_folder_recursive_resized_and_cached(tmp_path: Path) -> None:
+    write_images(tmp_path / "imgs", 6)
+    first = data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+    assert first.shape == (6, 32, 32, 3)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert np.array_equal(first, data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"))
+    write_images(tmp_path / "imgs", 7)  # one more file: a new cache entry
+    assert len(data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache")) == 7
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_folder_with_corrupt_image_errors_or_skips(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_images(tmp_path / "imgs", 4)
+    bad = tmp_path / "imgs" / "class0" / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ColorizeError, match="broken.jpg.*data.on_bad_image=skip"):
+        data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+    assert len(data.load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 4
+    assert "skipped 1 unreadable images" in caplog.text
+
+
+def test_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(ColorizeError, match="holds no .jpg"):
+        data.load_folder(tmp_path / "empty", 32, False, tmp_path / "cache")
+
+
+def test_resize_center_crop_keeps_the_middle() -> None:
+    rgb = np.zeros((64, 128, 3), dtype=np.uint8)
+    rgb[:, 32:96] = 255  # the central square is white, the sides black
+    out = data.resize_center_crop(rgb, 32)
+    assert out.shape == (32, 32, 3) and out.min() == 255
+
+
+def test_cifar10_jpeg_folder_loads(cifar_train: Path, tmp_path: Path) -> None:
+    rgb = data.load_folder(cifar_train, 32, skip_bad=False, cache_dir=tmp_path)
+    assert rgb.shape == (30_000, 32, 32, 3)
+    # The layout is train/<class>/NNNN.jpg: ten classes of 3,000.
+    assert len({p.parent.name for p in data.list_images(cifar_train)}) == 10
