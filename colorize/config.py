@@ -76,6 +76,9 @@ class TrainerConfig:
     device: str = "auto"  # auto picks cuda, then mps, then cpu
     resume: Optional[str] = None  # path of a last.pt / best.pt to continue from
     progress: bool = True  # tqdm bar with the running loss
+    precision: str = "auto"  # auto (bf16 on CUDA, else 32), 32, or bf16 (autocast)
+    channels_last: bool = False  # NHWC memory format for the model and inputs
+    compile: bool = False  # torch.compile the model (about 30 s of compiling on a CPU)
 
 
 @dataclass
@@ -125,6 +128,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("data.image_size", lambda v: v >= 8, "must be >= 8"),
     ("data.limit", lambda v: v is None or v >= 2, "must be >= 2 or null"),
     ("tracking.grid_every", lambda v: v >= 1, "must be >= 1"),
+    ("trainer.precision", lambda v: v in ("auto", "32", "bf16"), "must be auto, 32 or bf16"),
 ]
 
 

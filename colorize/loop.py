@@ -1,9 +1,10 @@
 """The training loop: whole data set on the device, batches by index, one host sync per epoch."""
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -17,6 +18,14 @@ PROGRESS_EVERY = 20  # steps between progress-bar loss updates, each a host sync
 
 
 @dataclass
+class Settings:
+    batch_size: int
+    autocast: Optional[torch.dtype] = None  # bf16 mixed precision, or None for plain fp32
+    channels_last: bool = False  # NHWC inputs, faster convs on tensor cores
+    progress: bool = True  # tqdm bar with the running loss
+
+
+@dataclass
 class Epoch:
     epoch: int  # 1-based
     train_loss: float
@@ -25,28 +34,36 @@ class Epoch:
     images_per_second: float
 
 
+def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
     images: Images,
-    batch_size: int,
+    settings: Settings,
     shuffle: torch.Generator,
-    progress: bool,
 ) -> float:
     model.train()
-    n = len(images)
-    order = torch.randperm(n, generator=shuffle, device=shuffle.device).to(images.gray.device)
-    loss_sum = torch.zeros((), device=images.gray.device)
-    bar = tqdm(range(0, n, batch_size), leave=False, disable=not progress, unit="batch")
+    n, device = len(images), images.gray.device
+    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+    order = torch.randperm(n, generator=shuffle, device=shuffle.device).to(device)
+    loss_sum = torch.zeros((), device=device)
+    bar = tqdm(range(0, n, settings.batch_size), leave=False, disable=not settings.progress, unit="batch")
     for step, start in enumerate(bar):
-        batch = images[order[start : start + batch_size]]
-        loss = loss_fn(model(as_float(batch.gray)), as_float(batch.rgb))
+        batch = images[order[start : start + settings.batch_size]]
+        with autocast(device, settings.autocast):
+            prediction = model(as_float(batch.gray).contiguous(memory_format=memory_format))
+            loss = loss_fn(prediction, as_float(batch.rgb))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(batch)  # accumulate on the device, read once per epoch
-        if progress and step % PROGRESS_EVERY == 0:
+        if settings.progress and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")  # sync point, gated
     return (loss_sum / n).item()
 
@@ -57,15 +74,14 @@ def fit(
     loss_fn: LossFn,
     data: Split,
     epochs: int,
-    batch_size: int,
+    settings: Settings,
     shuffle: torch.Generator,
     start_epoch: int = 1,
-    progress: bool = True,
 ) -> Iterator[Epoch]:
     """Train epochs start_epoch..epochs, yielding each one's losses and val metrics."""
     for epoch in range(start_epoch, epochs + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, loss_fn, data.train, batch_size, shuffle, progress)
+        train_loss = train_epoch(model, optimizer, loss_fn, data.train, settings, shuffle)
         seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise ColorizeError(f"training diverged: train loss is {train_loss} at epoch {epoch} (lower optimizer.lr)")

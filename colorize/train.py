@@ -28,7 +28,7 @@ def train(cfg: DictConfig) -> float:
 
     from colorize import checkpoint, data, plots, tracking
     from colorize.device import pick_device
-    from colorize.loop import fit
+    from colorize.loop import Settings, fit
     from colorize.metrics import as_float, predict
 
     device = pick_device(cfg.trainer.device)
@@ -46,6 +46,19 @@ def train(cfg: DictConfig) -> float:
         device=device,
     )
     model = instantiate(cfg.model).to(device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.trainer.compile:
+        model.compile()  # in place, so state_dict keys stay those of the plain model
+    precision = cfg.trainer.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "32"
+    settings = Settings(
+        batch_size=cfg.trainer.batch_size,
+        autocast=torch.bfloat16 if precision == "bf16" else None,
+        channels_last=cfg.trainer.channels_last,
+        progress=cfg.trainer.progress,
+    )
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     loss_fn = nn.MSELoss()
     shuffle = torch.Generator(device=device).manual_seed(cfg.trainer.seed)
@@ -75,7 +88,8 @@ def train(cfg: DictConfig) -> float:
     params = tracking.flatten(config)
     with tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.run_name, params, tags, run_id) as run:
         log.info("MLflow run %s in %s; outputs in %s", run.run_id, tracking.hide_password(cfg.tracking.uri), out_dir)
-        epochs = fit(model, optimizer, loss_fn, split, cfg.trainer.epochs, cfg.trainer.batch_size, shuffle, start_epoch, cfg.trainer.progress)
+        log.info("training starts: %d train / %d val images on %s, precision %s", len(split.train), len(split.val), device, precision)
+        epochs = fit(model, optimizer, loss_fn, split, cfg.trainer.epochs, settings, shuffle, start_epoch)
         for result in epochs:
             val = result.val
             history["train_loss"].append(result.train_loss)

@@ -8,7 +8,7 @@ from torch import nn
 from colorize import checkpoint, tracking
 from colorize.config import ColorizeError
 from colorize.data import Images, Split
-from colorize.loop import fit
+from colorize.loop import Settings, fit
 from tests.conftest import QUICK, run_cli, runs
 
 
@@ -102,7 +102,7 @@ class NaNModel(nn.Module):
 def test_diverging_loss_stops_with_a_clear_error() -> None:
     images = Images(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4, dtype=torch.uint8))
     model = NaNModel()
-    epochs = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss(), Split(images, images), 3, 4, torch.Generator(), progress=False)
+    epochs = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss(), Split(images, images), 3, Settings(4, progress=False), torch.Generator())
     with pytest.raises(ColorizeError, match="diverged: train loss is nan at epoch 1"):
         next(epochs)
 

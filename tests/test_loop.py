@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from colorize import data
+from colorize.loop import Settings, train_epoch
+from colorize.models.convnet import ConvNet
+from tests.conftest import QUICK, run_cli, runs
+
+
+@pytest.fixture(scope="module")
+def patches() -> data.Images:
+    return data.from_rgb(data.load_sample(32)[::20])  # about 290 photo patches
+
+
+@pytest.mark.parametrize(
+    "settings, compile_model",
+    [
+        (Settings(50, progress=False), False),
+        (Settings(50, autocast=torch.bfloat16, progress=False), False),
+        (Settings(50, channels_last=True, progress=False), False),
+        (Settings(50, progress=False), True),
+    ],
+    ids=["fp32", "bf16", "channels_last", "compile"],
+)
+def test_training_modes_give_finite_decreasing_loss(patches: data.Images, settings: Settings, compile_model: bool) -> None:
+    torch.manual_seed(0)
+    model = ConvNet()
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile_model:
+        model.compile()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    shuffle = torch.Generator().manual_seed(0)
+    losses = [train_epoch(model, optimizer, nn.MSELoss(), patches, settings, shuffle) for _ in range(4)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0]
+
+
+def test_cli_bf16_channels_last_run_finishes(tmp_path: Path) -> None:
+    result = run_cli("train", tmp_path, "trainer.epochs=1", "trainer.precision=bf16", "trainer.channels_last=true", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "precision bf16" in result.stdout
+    [run] = runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.params["trainer.precision"] == "bf16"
+
+
+def test_cli_rejects_unknown_precision(tmp_path: Path) -> None:
+    result = run_cli("train", tmp_path, "trainer.precision=fp8")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "colorize: error: trainer.precision=fp8 must be auto, 32 or bf16"
