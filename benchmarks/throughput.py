@@ -25,11 +25,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 
-from colorize import data
+from colorize import colorizer, data
+from colorize.color import as_float
 from colorize.config import register
 from colorize.device import pick_device
 from colorize.loop import Settings, train_epoch
-from colorize.metrics import as_float
 
 PROJECT = Path(__file__).resolve().parents[1]
 BATCH = 100  # the seed's batch size
@@ -49,11 +49,11 @@ class SeedStyleDataset(Dataset):
         return to_tensor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)), to_tensor(image)
 
 
-def build(model_overrides: list[str], device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+def build(model_overrides: list[str], device: torch.device) -> tuple[colorizer.Colorizer, torch.optim.Optimizer]:
     with initialize_config_dir(str(PROJECT / "conf"), version_base="1.3"):
         cfg = compose("train", model_overrides)
     torch.manual_seed(0)
-    model = instantiate(cfg.model).to(device)
+    model = colorizer.build(cfg.model).to(device)
     return model, instantiate(cfg.optimizer)(model.parameters())
 
 
@@ -86,7 +86,7 @@ def measure(model_overrides: list[str], rgb: np.ndarray, device: torch.device, s
     def compute_bound() -> None:
         model.train()
         for _ in range(steps):
-            loss = loss_fn(model(fixed_gray), fixed_rgb)
+            loss = loss_fn(model.predict(fixed_gray), fixed_rgb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -95,7 +95,7 @@ def measure(model_overrides: list[str], rgb: np.ndarray, device: torch.device, s
         model.train()
         for gray, target in loader:
             gray, target = gray.to(device), target.to(device)
-            loss = loss_fn(model(gray), target)
+            loss = loss_fn(model.predict(gray), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,7 +1,24 @@
-"""Colour conversions."""
+"""Colour conversions: OpenCV's gray for the seed, sRGB <-> CIE Lab (D65) as torch ops on the device."""
 
 import cv2
 import numpy as np
+import torch
+
+L_SCALE = 100.0  # L* spans [0, 100]
+AB_SCALE = 110.0  # a*, b* of sRGB colours stay within about +-110 (richzhang/colorization's ab_norm)
+
+# Linear sRGB -> CIE XYZ, D65 white (IEC 61966-2-1, the matrix OpenCV uses).
+_RGB_TO_XYZ = torch.tensor(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+_XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ.double()).float()
+_WHITE = torch.tensor([0.950456, 1.0, 1.088754])  # D65 white point, XYZ with Y = 1
+_EPSILON = 216 / 24389  # CIE: below this, f(t) is linear (t = (6/29)^3)
+_KAPPA = 24389 / 27
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -10,3 +27,31 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
     # One cvtColor call over the images stacked vertically: the conversion is per pixel, so this
     # equals converting each image on its own, without a Python loop over images.
     return cv2.cvtColor(np.ascontiguousarray(rgb).reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
+
+
+def as_float(pixels: torch.Tensor) -> torch.Tensor:
+    return pixels.float().div_(255)  # uint8 -> [0, 1]
+
+
+def _mix(matrix: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Apply a 3x3 colour matrix to (N, 3, H, W)."""
+    return torch.einsum("ij,njhw->nihw", matrix.to(pixels), pixels)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] -> CIE Lab: L in [0, 100], a and b about [-110, 110]."""
+    linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055).pow(2.4))
+    xyz = _mix(_RGB_TO_XYZ, linear) / _WHITE.to(rgb).view(1, 3, 1, 1)
+    f = torch.where(xyz > _EPSILON, xyz.clamp_min(_EPSILON).pow(1 / 3), (_KAPPA * xyz + 16) / 116)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], 1)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) CIE Lab -> sRGB in [0, 1]; colours outside the sRGB gamut are clipped."""
+    lightness, a, b = lab.unbind(1)
+    fy = (lightness + 16) / 116
+    f = torch.stack([fy + a / 500, fy, fy - b / 200], 1)
+    xyz = torch.where(f.pow(3) > _EPSILON, f.pow(3), (116 * f - 16) / _KAPPA)
+    linear = _mix(_XYZ_TO_RGB, xyz * _WHITE.to(lab).view(1, 3, 1, 1)).clamp(0, 1)
+    return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear.clamp_min(1e-12).pow(1 / 2.4) - 0.055)

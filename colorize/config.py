@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class ColorizeError(Exception):
@@ -22,6 +22,16 @@ class DataSource(str, Enum):
 class OnBadImage(str, Enum):
     error = "error"
     skip = "skip"
+
+
+class Target(str, Enum):
+    rgb = "rgb"  # the net predicts RGB from OpenCV's gray (the seed)
+    lab = "lab"  # the net predicts ab from L; the output keeps the true L
+
+
+class Resolution(str, Enum):
+    trained = "trained"  # run the net at data.image_size, upsample its prediction to the photo
+    native = "native"  # run the net on the full photo (fully convolutional models only)
 
 
 @dataclass
@@ -46,11 +56,35 @@ class DataConfig:
 class ModelConfig:
     _target_: str = "colorize.models.convnet.ConvNet"
     width: int = 1  # channel multiplier; 1 is the seed
+    target: Target = Target.rgb  # the colour space the net predicts in (not passed to the net)
 
 
 @dataclass
 class ConvNetConfig(ModelConfig):
     image_size: int = 32  # the dense decoder fixes the output size
+
+
+@dataclass
+class ConvAEConfig(ModelConfig):
+    _target_: str = "colorize.models.convae.ConvAE"
+    width: int = 32  # channels of the first level; each of the `depth` levels below doubles them
+    depth: int = 3  # 2x downsamplings: 32x32 -> 4x4 at the bottleneck
+
+
+@dataclass
+class UNetConfig(ConvAEConfig):
+    _target_: str = "colorize.models.unet.UNet"
+
+
+@dataclass
+class LossConfig:
+    _target_: str = "torch.nn.MSELoss"
+
+
+@dataclass
+class SmoothL1Config(LossConfig):
+    _target_: str = "torch.nn.SmoothL1Loss"
+    beta: float = 0.05  # quadratic below this error, linear above; 1.0 would be MSE/2 here (targets in [0, 1] or [-1, 1])
 
 
 @dataclass
@@ -96,8 +130,32 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = None  # a group option: `_target_` picks the class
     optimizer: Any = None  # a group option, `_partial_` so parameters bind later
+    loss: Any = None  # a group option: `_target_` picks the loss module
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ URIs are looked up
+    checkpoint: str = MISSING  # a last.pt / best.pt path, or runs:/<run_id>/model
+    data: Optional[DataConfig] = None  # None: the data the checkpoint was trained on
+    batch_size: int = 1000
+    device: str = "auto"
+    output: Optional[str] = None  # the JSON file; None: metrics.json in the Hydra output folder
+
+
+@dataclass
+class ColorizeConfig:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoint: str = MISSING  # a last.pt / best.pt path, or runs:/<run_id>/model
+    input: str = MISSING  # an image file, or a folder searched recursively
+    output: str = MISSING  # the folder the PNGs are written to
+    resolution: Resolution = Resolution.trained
+    device: str = "auto"
+    progress: bool = True
 
 
 def project_root() -> str:
@@ -112,8 +170,14 @@ def register() -> None:
         OmegaConf.register_new_resolver("project_root", project_root)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="colorize_schema", node=ColorizeConfig)
     # Group files extend these with `- /schema/<group>/<name>@_here_` in their defaults.
     cs.store(group="schema/model", name="convnet", node=ConvNetConfig)
+    cs.store(group="schema/model", name="convae", node=ConvAEConfig)
+    cs.store(group="schema/model", name="unet", node=UNetConfig)
+    cs.store(group="schema/loss", name="loss", node=LossConfig)
+    cs.store(group="schema/loss", name="smooth_l1", node=SmoothL1Config)
     cs.store(group="schema/optimizer", name="optimizer", node=OptimizerConfig)
     cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
 
@@ -122,6 +186,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("optimizer.lr", lambda v: v > 0, "must be > 0"),
     ("optimizer.weight_decay", lambda v: v >= 0, "must be >= 0"),
     ("model.width", lambda v: v >= 1, "must be >= 1"),
+    ("model.depth", lambda v: v >= 1, "must be >= 1"),
+    ("loss.beta", lambda v: v > 0, "must be > 0"),
     ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
     ("trainer.epochs", lambda v: v >= 1, "must be >= 1"),
     ("data.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)"),
@@ -139,9 +205,16 @@ def check(cfg: DictConfig) -> None:
         if value is not None or key == "data.limit":
             if not ok(value):
                 raise ColorizeError(f"{key}={value} {rule}")
-    if cfg.data.source == DataSource.folder:
+    if cfg.data is not None and cfg.data.source == DataSource.folder:
         root = cfg.data.root
         if not root:
             raise ColorizeError("data.root is required for data=folder (a folder of jpg/png images)")
         if not Path(root).is_dir():
             raise ColorizeError(f"data.root={root} is not a folder")
+
+
+def require(cfg: DictConfig, **hints: str) -> None:
+    """A one-line error for each mandatory key left at ??? (Hydra's own message is a traceback)."""
+    for key, hint in hints.items():
+        if OmegaConf.is_missing(cfg, key):
+            raise ColorizeError(f"{key} is required: {key}={hint}")

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from colorize.color import rgb_to_gray
+from colorize.color import as_float, rgb_to_gray, rgb_to_lab
 from colorize.config import ColorizeError
 
 log = logging.getLogger(__name__)
@@ -25,19 +25,20 @@ SAMPLE_SCALES = (1, 1.5, 2, 3, 4)  # downscale factors: the same photos at sever
 
 @dataclass
 class Images:
-    """Gray input and RGB target, uint8 on one device; converted to float per batch."""
+    """One data set on one device: gray and RGB as uint8 (floats made per batch), Lab made once."""
 
-    gray: torch.Tensor  # (N, 1, H, W)
-    rgb: torch.Tensor  # (N, 3, H, W)
+    gray: torch.Tensor  # (N, 1, H, W) uint8, OpenCV's gray: the input of rgb-target models
+    rgb: torch.Tensor  # (N, 3, H, W) uint8, the ground truth
+    lab: torch.Tensor  # (N, 3, H, W) float32 CIE Lab of rgb: L is the input of lab-target models
 
     def __len__(self) -> int:
         return self.gray.shape[0]
 
     def __getitem__(self, index: torch.Tensor | slice) -> "Images":
-        return Images(self.gray[index], self.rgb[index])
+        return Images(self.gray[index], self.rgb[index], self.lab[index])
 
     def to(self, device: torch.device) -> "Images":
-        return Images(self.gray.to(device), self.rgb.to(device))
+        return Images(self.gray.to(device), self.rgb.to(device), self.lab.to(device))
 
 
 @dataclass
@@ -46,13 +47,13 @@ class Split:
     val: Images
 
 
-def from_rgb(rgb: np.ndarray) -> Images:
-    """(N, H, W, 3) uint8 RGB -> Images, gray made once for the whole set."""
-    gray = rgb_to_gray(rgb)
-    return Images(
-        gray=torch.from_numpy(gray).unsqueeze(1).contiguous(),
-        rgb=torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(),
-    )
+def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), batch_size: int = 5000) -> Images:
+    """(N, H, W, 3) uint8 RGB -> Images on `device`; gray and Lab made once for the whole set."""
+    gray = torch.from_numpy(rgb_to_gray(rgb)).unsqueeze(1).to(device)
+    pixels = torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).contiguous()
+    # Lab in chunks on the device: the float intermediates of the whole set at once would be ~10x its size.
+    lab = torch.cat([rgb_to_lab(as_float(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)])
+    return Images(gray=gray.contiguous(), rgb=pixels, lab=lab)
 
 
 def split(images: Images, val_fraction: float, seed: int, limit: Optional[int] = None) -> Split:
@@ -177,6 +178,30 @@ def load(
     cache_dir: Path,
     device: torch.device,
 ) -> Split:
-    images = from_rgb(load_rgb(source, root, image_size, skip_bad, cache_dir))
-    parts = split(images, val_fraction, seed, limit)
-    return Split(parts.train.to(device), parts.val.to(device))
+    images = from_rgb(load_rgb(source, root, image_size, skip_bad, cache_dir), device)
+    return split(images, val_fraction, seed, limit)
+
+
+def load_test(
+    source: str,
+    root: Optional[str],
+    image_size: int,
+    val_fraction: float,
+    seed: int,
+    limit: Optional[int],
+    skip_bad: bool,
+    cache_dir: Path,
+    device: torch.device,
+) -> tuple[Images, str]:
+    """The official test split where the data has one, else the held-out split; and its name."""
+    if source == "cifar10":
+        images, name = from_rgb(load_cifar10(Path(root), train=False), device), "CIFAR-10 test set"
+    elif source == "folder" and Path(root).name == "train" and (Path(root).parent / "test").is_dir():
+        test = Path(root).parent / "test"
+        images, name = from_rgb(load_folder(test, image_size, skip_bad, cache_dir), device), f"test folder {test}"
+    else:
+        held_out = load(source, root, image_size, val_fraction, seed, limit, skip_bad, cache_dir, device).val
+        return held_out, f"held-out split of data={source} (data.val_fraction={val_fraction}, data.seed={seed})"
+    if limit:  # a seeded subset, so a class-sorted folder still gives every class
+        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit]]
+    return images, name

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
+from colorize.colorizer import Colorizer
 from colorize.config import ColorizeError
 from colorize.data import Images, Split
-from colorize.metrics import LossFn, as_float, evaluate
+from colorize.metrics import LossFn, evaluate
 
 PROGRESS_EVERY = 20  # steps between progress-bar loss updates, each a host sync
 
@@ -41,7 +41,7 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.A
 
 
 def train_epoch(
-    model: nn.Module,
+    model: Colorizer,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
     images: Images,
@@ -56,9 +56,9 @@ def train_epoch(
     bar = tqdm(range(0, n, settings.batch_size), leave=False, disable=not settings.progress, unit="batch")
     for step, start in enumerate(bar):
         batch = images[order[start : start + settings.batch_size]]
+        inputs = model.inputs(batch).contiguous(memory_format=memory_format)
         with autocast(device, settings.autocast):
-            prediction = model(as_float(batch.gray).contiguous(memory_format=memory_format))
-            loss = loss_fn(prediction, as_float(batch.rgb))
+            loss = loss_fn(model.predict(inputs), model.targets(batch))  # in the target space
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -69,7 +69,7 @@ def train_epoch(
 
 
 def fit(
-    model: nn.Module,
+    model: Colorizer,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
     data: Split,

@@ -1,17 +1,18 @@
-"""The one evaluation used by training, the evaluate command and sweeps."""
+"""The one evaluation used by training, the evaluate command and sweeps: every metric on RGB in [0, 1]."""
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
-from torch import nn
+import torch.nn.functional as F
 
+from colorize.color import as_float, lab_to_rgb
+from colorize.colorizer import Colorizer
 from colorize.data import Images
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-
-def as_float(pixels: torch.Tensor) -> torch.Tensor:
-    return pixels.float().div_(255)  # uint8 -> [0, 1]
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004: Gaussian window, 11 x 11 pixels, sigma 1.5
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K * data range)^2, data range 1
 
 
 def psnr_db(mse: torch.Tensor) -> torch.Tensor:
@@ -19,28 +20,97 @@ def psnr_db(mse: torch.Tensor) -> torch.Tensor:
     return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
+def ssim(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM of (N, C, H, W) in [0, 1]: each channel's map over the valid window positions,
+    averaged. Images under 11 pixels a side get the largest odd window that fits."""
+    size = min(SSIM_WINDOW, *[s - (s + 1) % 2 for s in pred.shape[-2:]])
+    offsets = torch.arange(size, dtype=pred.dtype, device=pred.device) - size // 2
+    g = torch.exp(-(offsets**2) / (2 * SSIM_SIGMA**2))
+    g = g / g.sum()
+    channels = pred.shape[1]
+    window = (g[:, None] * g[None, :]).expand(channels, 1, size, size)
+    blur = lambda x: F.conv2d(x, window, groups=channels)  # noqa: E731
+    mu_p, mu_t = blur(pred), blur(truth)
+    var_p = blur(pred * pred) - mu_p**2
+    var_t = blur(truth * truth) - mu_t**2
+    cov = blur(pred * truth) - mu_p * mu_t
+    ssim_map = ((2 * mu_p * mu_t + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mu_p**2 + mu_t**2 + SSIM_C1) * (var_p + var_t + SSIM_C2))
+    return ssim_map.mean(dim=(1, 2, 3))
+
+
+def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Per-image colourfulness of (N, 3, H, W) RGB in [0, 1] (Hasler & Suesstrunk 2003, on the
+    0-255 scale they use): sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2)."""
+    r, g, b = (255 * rgb).unbind(1)
+    rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+    spread = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
+    return spread + 0.3 * (rg.mean(dim=1).square() + yb.mean(dim=1).square()).sqrt()
+
+
+class Scores:
+    """Per-image figures gathered on the device over batches; `result` reads them back once."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[torch.Tensor]] = {"mse": [], "ssim": [], "colorfulness": [], "truth_colorfulness": []}
+
+    def add(self, pred: torch.Tensor, truth: torch.Tensor) -> None:
+        self.parts["mse"].append((pred - truth).square().mean(dim=(1, 2, 3)))
+        self.parts["ssim"].append(ssim(pred, truth))
+        self.parts["colorfulness"].append(colorfulness(pred))
+        self.parts["truth_colorfulness"].append(colorfulness(truth))
+
+    def result(self) -> dict[str, float]:
+        mse, ssim_, colorful, truth_colorful = (torch.cat(p) for p in self.parts.values())
+        figures = torch.stack(
+            [
+                psnr_db(mse.mean()),  # pooled: 10 log10(1 / MSE over the whole split)
+                psnr_db(mse).mean(),  # the mean of each image's PSNR, as colorization papers quote
+                ssim_.mean(),
+                colorful.mean(),
+                colorful.mean() / truth_colorful.mean().clamp_min(1e-10),  # < 1: washed out
+            ]
+        ).tolist()
+        return dict(zip(("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio"), figures))
+
+
+def batches(images: Images, batch_size: int) -> Iterator[Images]:
+    return (images[i : i + batch_size] for i in range(0, len(images), batch_size))
+
+
 @torch.no_grad()
-def predict(model: nn.Module, gray: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """uint8 gray (N, 1, H, W) -> float RGB (N, 3, H, W) in [0, 1]."""
+def predict(model: Colorizer, images: Images, batch_size: int = 1000) -> torch.Tensor:
+    """RGB predictions (N, 3, H, W) in [0, 1]."""
     model.eval()
-    return torch.cat([model(as_float(gray[i : i + batch_size])) for i in range(0, len(gray), batch_size)])
+    return torch.cat([model(model.inputs(batch)) for batch in batches(images, batch_size)])
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: Images, loss_fn: LossFn, batch_size: int = 1000) -> dict[str, float]:
-    """Loss and PSNR over a whole split, in large no-grad batches; one host sync at the end."""
+def evaluate(model: Colorizer, images: Images, loss_fn: LossFn, batch_size: int = 1000) -> dict[str, float]:
+    """Loss (in the model's target space) and image metrics (on RGB) over a whole split, in large
+    no-grad batches; one host sync at the end."""
     model.eval()
     loss_sum = torch.zeros((), device=images.rgb.device)
-    per_image_mse = []
-    for i in range(0, len(images), batch_size):
-        batch = images[i : i + batch_size]
-        pred, target = model(as_float(batch.gray)), as_float(batch.rgb)
-        loss_sum += loss_fn(pred, target) * len(batch)
-        per_image_mse.append((pred - target).square().mean(dim=(1, 2, 3)))
-    mse = torch.cat(per_image_mse)
-    n = len(images)
+    scores = Scores()
+    for batch in batches(images, batch_size):
+        luminance = model.inputs(batch)
+        prediction = model.predict(luminance)
+        loss_sum += loss_fn(prediction, model.targets(batch)) * len(batch)
+        scores.add(model.to_rgb(luminance, prediction), as_float(batch.rgb))
+    return {"loss": (loss_sum / len(images)).item(), **scores.result()}
+
+
+@torch.no_grad()
+def baselines(images: Images, batch_size: int = 1000) -> dict[str, float]:
+    """What doing nothing scores on the same split: `gray_copy_*` (gray into R, G and B) and
+    `lab_zero_ab_*` (the true L with a = b = 0)."""
+    gray_copy, lab_zero_ab = Scores(), Scores()
+    for batch in batches(images, batch_size):
+        truth = as_float(batch.rgb)
+        gray_copy.add(as_float(batch.gray).expand(-1, 3, -1, -1), truth)
+        neutral = batch.lab.clone()
+        neutral[:, 1:] = 0
+        lab_zero_ab.add(lab_to_rgb(neutral), truth)
     return {
-        "loss": (loss_sum / n).item(),
-        "psnr": psnr_db(mse.mean()).item(),  # pooled: 10 log10(1 / MSE over the whole split)
-        "psnr_per_image": psnr_db(mse).mean().item(),
+        **{f"gray_copy_{k}": v for k, v in gray_copy.result().items()},
+        **{f"lab_zero_ab_{k}": v for k, v in lab_zero_ab.result().items()},
     }

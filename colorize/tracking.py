@@ -125,6 +125,18 @@ def start_run(
         mlflow.end_run(status)
 
 
+def download_checkpoint(uri: str, tracking_uri: str, artifact: str = "checkpoints/best.pt") -> Path:
+    """The checkpoint a run logged, for a runs:/<run_id>/... URI: it holds the weights and the
+    config (so the model's class and target space are known), which the logged model alone lacks."""
+    run_id = uri.removeprefix("runs:/").split("/")[0]
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact))
+    except (MlflowException, OSError) as error:
+        reason = (str(getattr(error, "message", error)).splitlines() or [""])[0]
+        raise ColorizeError(f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {hide_password(tracking_uri)} ({reason})") from None
+
+
 def _run_exists(run_id: str) -> bool:
     try:
         mlflow.get_run(run_id)

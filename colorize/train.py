@@ -24,12 +24,12 @@ def train(cfg: DictConfig) -> float:
     # Heavy imports only once the config is valid: --help and config errors answer fast.
     import torch
     from hydra.utils import instantiate
-    from torch import nn
 
-    from colorize import checkpoint, data, plots, tracking
+    from colorize import checkpoint, colorizer, data, plots, tracking
+    from colorize.color import as_float
     from colorize.device import pick_device
     from colorize.loop import Settings, fit
-    from colorize.metrics import as_float, predict
+    from colorize.metrics import baselines, predict
 
     device = pick_device(cfg.trainer.device)
     resume = checkpoint.load(cfg.trainer.resume) if cfg.trainer.resume else None
@@ -45,11 +45,11 @@ def train(cfg: DictConfig) -> float:
         cache_dir=Path(cfg.paths.cache_dir),
         device=device,
     )
-    model = instantiate(cfg.model).to(device)
+    model = colorizer.build(cfg.model).to(device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:
-        model.compile()  # in place, so state_dict keys stay those of the plain model
+        model.net.compile()  # in place, so state_dict keys stay those of the plain model
     precision = cfg.trainer.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "32"
@@ -60,7 +60,7 @@ def train(cfg: DictConfig) -> float:
         progress=cfg.trainer.progress,
     )
     optimizer = instantiate(cfg.optimizer)(model.parameters())
-    loss_fn = nn.MSELoss()
+    loss_fn = instantiate(cfg.loss)
     shuffle = torch.Generator(device=device).manual_seed(cfg.trainer.seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     start_epoch, best_val_loss, run_id = 1, math.inf, None
@@ -85,9 +85,13 @@ def train(cfg: DictConfig) -> float:
     grid_images = split.val[: cfg.tracking.grid_images]
     last = out_dir / "checkpoints" / "last.pt"
     best = out_dir / "checkpoints" / "best.pt"
-    params = tracking.flatten(config)
+    params = {**tracking.flatten(config), "model.parameters": colorizer.parameter_count(model)}
     with tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.run_name, params, tags, run_id) as run:
         log.info("MLflow run %s in %s; outputs in %s", run.run_id, tracking.hide_password(cfg.tracking.uri), out_dir)
+        if start_epoch == 1:  # the baselines do not change with training: logged once, beside val_*
+            reference = baselines(split.val)
+            run.metrics({f"val_{name}": value for name, value in reference.items()}, step=0)
+            log.info("val baselines: gray_copy psnr %.2f dB, lab_zero_ab psnr %.2f dB", reference["gray_copy_psnr"], reference["lab_zero_ab_psnr"])
         log.info("training starts: %d train / %d val images on %s, precision %s", len(split.train), len(split.val), device, precision)
         epochs = fit(model, optimizer, loss_fn, split, cfg.trainer.epochs, settings, shuffle, start_epoch)
         for result in epochs:
@@ -118,20 +122,21 @@ def train(cfg: DictConfig) -> float:
                 best_val_loss = val["loss"]
                 checkpoint.save(state, best)
             if result.epoch in (start_epoch, cfg.trainer.epochs) or result.epoch % cfg.tracking.grid_every == 0:
-                prediction = predict(model, grid_images.gray)
+                prediction = predict(model, grid_images)
                 title = f"epoch {result.epoch}: input / prediction / actual"
                 grid = plots.sample_grid(as_float(grid_images.gray), prediction, as_float(grid_images.rgb), title)
                 run.figure(grid, f"grids/epoch_{result.epoch:04d}.png")
             log.info(
-                "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB  %.1f s  %.0f img/s",
-                result.epoch, cfg.trainer.epochs, result.train_loss, val["loss"], val["psnr"], result.seconds, result.images_per_second,
+                "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB  colorfulness_ratio %.2f  %.1f s  %.0f img/s",
+                result.epoch, cfg.trainer.epochs, result.train_loss, val["loss"], val["psnr"], val["colorfulness_ratio"],
+                result.seconds, result.images_per_second,
             )
         run.figure(plots.loss_curve(history["train_loss"], history["val_loss"]), "plots/loss_curve.png")
         run.text(OmegaConf.to_yaml(config), "config.yaml")
         for path in (last, best):
             if path.exists():
                 run.artifact(path, "checkpoints")
-        run.model(model.cpu(), as_float(split.val.gray[:2]).cpu())
+        run.model(model.cpu(), model.inputs(split.val[:2]).cpu())
     return val["psnr"]
 
 

@@ -5,6 +5,8 @@ import torch
 from torch import nn
 
 from colorize import data
+from colorize.colorizer import Colorizer
+from colorize.config import Target
 from colorize.loop import Settings, train_epoch
 from colorize.models.convnet import ConvNet
 from tests.conftest import QUICK, run_cli, runs
@@ -27,11 +29,11 @@ def patches() -> data.Images:
 )
 def test_training_modes_give_finite_decreasing_loss(patches: data.Images, settings: Settings, compile_model: bool) -> None:
     torch.manual_seed(0)
-    model = ConvNet()
+    model = Colorizer(ConvNet(), Target.rgb)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile_model:
-        model.compile()
+        model.net.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     shuffle = torch.Generator().manual_seed(0)
     losses = [train_epoch(model, optimizer, nn.MSELoss(), patches, settings, shuffle) for _ in range(4)]

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from colorize import checkpoint, tracking
-from colorize.config import ColorizeError
+from colorize.colorizer import Colorizer
+from colorize.config import ColorizeError, Target
 from colorize.data import Images, Split
 from colorize.loop import Settings, fit
 from tests.conftest import QUICK, run_cli, runs
@@ -27,8 +28,10 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     [run] = runs(tmp_path)
     assert run.info.status == "FINISHED"
     client = mlflow.MlflowClient()
-    for key in ("train_loss", "val_loss", "val_psnr", "epoch_seconds", "images_per_second"):
+    for key in ("train_loss", "val_loss", "val_psnr", "val_psnr_per_image", "val_ssim", "val_colorfulness_ratio", "epoch_seconds"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
+    for key in ("val_gray_copy_psnr", "val_gray_copy_ssim", "val_lab_zero_ab_psnr", "val_lab_zero_ab_psnr_per_image"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0], key  # once
     train_loss = [m.value for m in client.get_metric_history(run.info.run_id, "train_loss")]
     val_loss = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
     assert train_loss[1] < train_loss[0] and val_loss[1] < val_loss[0]
@@ -43,6 +46,11 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     assert model(torch.rand(3, 1, 32, 32)).shape == (3, 3, 32, 32)
     state = checkpoint.load(next(tmp_path.glob("outputs/*/*/checkpoints/last.pt")))
     assert state["epoch"] == 2 and state["config"]["trainer"]["epochs"] == 2
+    # The run's URI is enough to evaluate it: its checkpoint artifact holds weights and config.
+    store = f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db"
+    evaluated = run_cli("evaluate", tmp_path, f"checkpoint=runs:/{run.info.run_id}/model", store, f"output={tmp_path}/m.json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "gray_copy" in evaluated.stdout and (tmp_path / "m.json").exists()
 
 
 def test_resume_gives_identical_weights_and_metrics(tmp_path: Path) -> None:
@@ -100,8 +108,8 @@ class NaNModel(nn.Module):
 
 
 def test_diverging_loss_stops_with_a_clear_error() -> None:
-    images = Images(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4, dtype=torch.uint8))
-    model = NaNModel()
+    images = Images(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4))
+    model = Colorizer(NaNModel(), Target.rgb)
     epochs = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss(), Split(images, images), 3, Settings(4, progress=False), torch.Generator())
     with pytest.raises(ColorizeError, match="diverged: train loss is nan at epoch 1"):
         next(epochs)
@@ -110,4 +118,5 @@ def test_diverging_loss_stops_with_a_clear_error() -> None:
 def test_hydra_help_is_fast_and_lists_groups(tmp_path: Path) -> None:
     result = run_cli("train", tmp_path, "--help")
     assert result.returncode == 0
-    assert "model: convnet" in result.stdout and "optimizer: adam, adamw, sgd" in result.stdout
+    assert "model: convae, convnet, unet" in result.stdout and "optimizer: adam, adamw, sgd" in result.stdout
+    assert "loss: l1, mse, smooth_l1" in result.stdout

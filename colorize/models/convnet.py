@@ -5,9 +5,10 @@ from torch import nn
 
 
 class ConvNet(nn.Module):
-    def __init__(self, width: int = 1, image_size: int = 32) -> None:
+    def __init__(self, width: int = 1, image_size: int = 32, out_channels: int = 3) -> None:
         super().__init__()
         self.image_size = image_size
+        self.out_channels = out_channels
         c1, c2, hidden = 16 * width, 32 * width, 512 * width  # width=1 is the seed exactly
         side = (image_size // 2 - 2) // 2  # pool, unpadded 3x3 conv, pool: 32 -> 16 -> 14 -> 7
         # No activation after the convs, as in the seed.
@@ -21,10 +22,9 @@ class ConvNet(nn.Module):
             nn.Flatten(),
             nn.Linear(c2 * side * side, hidden),
             nn.ReLU(),
-            nn.Linear(hidden, 3 * image_size * image_size),
-            nn.Sigmoid(),
-        )
+            nn.Linear(hidden, out_channels * image_size * image_size),
+        )  # the seed's final sigmoid is applied by the Colorizer, which owns the output range
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S, S) in [0, 1] -> (B, 3, S, S) RGB in [0, 1]."""
-        return self.decoder(self.encoder(gray)).view(gray.shape[0], 3, self.image_size, self.image_size)
+        """(B, 1, S, S) in [0, 1] -> (B, out_channels, S, S), unbounded."""
+        return self.decoder(self.encoder(gray)).view(gray.shape[0], self.out_channels, self.image_size, self.image_size)

@@ -1,0 +1,73 @@
+import math
+
+import numpy as np
+import pytest
+import skimage.color
+import torch
+from skimage.metrics import structural_similarity
+
+from colorize.data import from_rgb
+from colorize.metrics import Scores, baselines, colorfulness, ssim
+
+
+def scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    s = Scores()
+    s.add(pred, truth)
+    return s.result()
+
+
+def test_psnr_pooled_and_per_image_by_hand() -> None:
+    truth = torch.zeros(2, 3, 4, 4)
+    pred = truth.clone()
+    pred[0] += 0.1  # MSE 0.01: 20 dB
+    pred[1] += 0.01  # MSE 0.0001: 40 dB
+    result = scores(pred, truth)
+    assert result["psnr"] == pytest.approx(10 * math.log10(1 / 0.00505), abs=1e-3)  # 22.97 dB on the pooled MSE
+    assert result["psnr_per_image"] == pytest.approx(30.0, abs=1e-3)  # (20 + 40) / 2
+
+
+def test_colorfulness_of_known_images() -> None:
+    half_red = torch.zeros(1, 3, 2, 2)
+    half_red[0, 0, 0] = 1  # top row red (255, 0, 0), bottom row black
+    # rg = 255 or 0, yb = 127.5 or 0: means and standard deviations are 127.5 and 63.75,
+    # so M = (1 + 0.3) sqrt(127.5^2 + 63.75^2).
+    assert colorfulness(half_red).item() == pytest.approx(1.3 * math.hypot(127.5, 63.75), rel=1e-5)
+    gray = torch.rand(1, 1, 5, 5).expand(-1, 3, -1, -1)
+    assert colorfulness(gray).item() == pytest.approx(0, abs=1e-4)
+    assert scores(half_red * 0.5, half_red)["colorfulness_ratio"] == pytest.approx(0.5, rel=1e-5)
+
+
+def test_ssim_matches_scikit_image() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.random((3, 32, 32)).astype(np.float32)
+    pred = np.clip(truth + rng.normal(0, 0.1, truth.shape), 0, 1).astype(np.float32)
+    expected = structural_similarity(
+        truth, pred, channel_axis=0, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
+    assert ssim(torch.from_numpy(pred)[None], torch.from_numpy(truth)[None]).item() == pytest.approx(expected, abs=1e-4)
+    assert ssim(torch.from_numpy(truth)[None], torch.from_numpy(truth)[None]).item() == pytest.approx(1, abs=1e-6)
+
+
+def test_baselines_by_hand() -> None:
+    rgb = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+    rgb[...] = (200, 100, 50)
+    result = baselines(from_rgb(rgb))
+    # OpenCV's gray: 0.299 * 200 + 0.587 * 100 + 0.114 * 50 = 124.2 -> 124 in R, G and B.
+    mse = ((200 - 124) ** 2 + (100 - 124) ** 2 + (50 - 124) ** 2) / 3 / 255**2
+    assert result["gray_copy_psnr"] == pytest.approx(-10 * math.log10(mse), abs=1e-3)  # 12.17 dB
+    assert result["gray_copy_psnr_per_image"] == pytest.approx(result["gray_copy_psnr"], abs=1e-4)
+    assert result["gray_copy_colorfulness_ratio"] == 0
+    # The true L with a = b = 0 is a neutral gray; scikit-image's exact inverse gives its RGB.
+    lightness = skimage.color.rgb2lab(rgb[0] / 255)[..., 0]
+    neutral = skimage.color.lab2rgb(np.stack([lightness, 0 * lightness, 0 * lightness], -1))
+    expected = -10 * math.log10(((neutral - rgb[0] / 255) ** 2).mean())
+    assert result["lab_zero_ab_psnr"] == pytest.approx(expected, abs=0.01)
+    assert result["lab_zero_ab_colorfulness"] == pytest.approx(0, abs=0.01)
+    assert result["lab_zero_ab_ssim"] < 1
+
+
+def test_a_gray_image_is_its_own_gray_copy() -> None:
+    rgb = np.repeat(np.random.default_rng(0).integers(0, 256, (2, 16, 16, 1), dtype=np.uint8), 3, axis=-1)
+    result = baselines(from_rgb(rgb))
+    assert result["gray_copy_psnr"] == 100  # the 1e-10 MSE floor
+    assert result["gray_copy_ssim"] == pytest.approx(1, abs=1e-6)
