@@ -5,7 +5,8 @@
 Each preset is trained by `python -m colorize.train experiment=<preset> data=folder data.root=<train>`
 (its held-out val split is what presets were tuned on), then scored by `python -m colorize.evaluate`
 on the `test/` folder beside `train/`. Training minutes are the wall time of the whole train command.
-Presets run one after another, never in parallel, so their times compare.
+Presets run one after another, never in parallel, so their times compare. `--presets a b` reruns only
+those; the table keeps the other rows from their last measurement (outputs/quality/<preset>/quality.json).
 """
 
 import argparse
@@ -58,14 +59,20 @@ def main() -> None:
         sys.exit(f"{args.train.parent / 'test'} not found: the test split must sit beside --train")
 
     data = ["data=folder", f"data.root={args.train.resolve()}", f"paths.root_dir={ROOT}"]
-    results = {}
     for label in args.presets:
         folder = args.out / label.replace(" ", "_")
-        seconds = run("train", *PRESETS[label], *data, f"hydra.run.dir={folder}", "trainer.progress=false",
-                      f"tracking.experiment=quality")
+        seconds = run("train", *PRESETS[label], *data, f"hydra.run.dir={folder}", "trainer.progress=false", "tracking.experiment=quality")
         report_file = folder / "test_metrics.json"
         run("evaluate", f"checkpoint={folder}/checkpoints/best.pt", *data, f"output={report_file}", f"hydra.run.dir={folder}/evaluate")
-        results[label] = (seconds, json.loads(report_file.read_text()))
+        report = json.loads(report_file.read_text())
+        (folder / "quality.json").write_text(json.dumps({"train_seconds": seconds, "overrides": PRESETS[label], **report}, indent=2))
+    # Rows of presets measured by an earlier call (--presets reruns only those named) are kept.
+    results = {}
+    for label in PRESETS:
+        saved = args.out / label.replace(" ", "_") / "quality.json"
+        if saved.exists():
+            report = json.loads(saved.read_text())
+            results[label] = (report["train_seconds"], report)
 
     first = next(iter(results.values()))[1]
     gray_copy_psnr = first["metrics"]["gray_copy"]["psnr"]
@@ -77,7 +84,7 @@ def main() -> None:
     ]
     for label, (seconds, report) in results.items():
         lines.append(row(f"`{label}`", report["metrics"]["model"], f"{seconds / 60:.1f}", f"{report['model_parameters']:,}", gray_copy_psnr))
-    command = "python benchmarks/quality.py --train " + str(args.train) + (" --presets " + " ".join(f"'{p}'" for p in args.presets) if args.presets != list(PRESETS) else "")
+    command = f"python benchmarks/quality.py --train {args.train}"
     table = "\n".join(
         [
             f"Measured on {first['data']} ({first['images']:,} images; CIFAR-10 (JPEG copy)), "

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+import torch
 from omegaconf import OmegaConf
 
 from colorize import checkpoint, colorizer, data
@@ -18,9 +19,16 @@ def tiny_checkpoint(compose_cfg, tmp_path: Path):
 
     def _save(*overrides: str) -> Path:
         cfg = compose_cfg("data.limit=200", *overrides)
+        torch.manual_seed(0)
         config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        model = colorizer.build(cfg.model)
+        if hasattr(model.net, "head"):
+            # Untrained, with eval-mode batch norm, the net predicts ab far outside the sRGB gamut:
+            # a smaller output layer keeps most colours inside it, as a trained model's are.
+            model.net.head.weight.data *= 1e-3
+            model.net.head.bias.data *= 1e-3
         path = tmp_path / "checkpoints" / "best.pt"
-        checkpoint.save({"model": colorizer.build(cfg.model).state_dict(), "config": config}, path)
+        checkpoint.save({"model": model.state_dict(), "config": config}, path)
         return path
 
     return _save
@@ -77,10 +85,13 @@ def test_colorize_writes_every_readable_photo_and_fails_on_the_corrupt_one(tiny_
     for name, size in sizes.items():
         written = cv2.imread(str(tmp_path / "out" / name))
         assert written is not None and written.shape == (*size, 3), name
-    # A lab model keeps the photo's own L at full resolution (up to 8-bit rounding).
-    original = from_rgb(skimage.data.astronaut()[None, :50, :70]).lab[:, 0]
+    # A lab model keeps the photo's own L at full resolution: exactly, up to 8-bit rounding, wherever
+    # the predicted colour is inside the sRGB gamut (not clipped at 0 or 255).
+    original = from_rgb(data.read_rgb(tmp_path / "photos" / "astronaut.jpg")[None]).lab[0, 0]
     colour = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "astronaut.png")), cv2.COLOR_BGR2RGB)
-    assert (from_rgb(colour[None]).lab[:, 0] - original).abs().mean() < 1.0
+    in_gamut = torch.from_numpy(((colour > 0) & (colour < 255)).all(-1))
+    assert in_gamut.float().mean() > 0.5
+    assert (from_rgb(colour[None]).lab[0, 0] - original)[in_gamut].abs().mean() < 0.3
 
 
 def test_colorize_native_resolution_for_one_file(tiny_checkpoint, tmp_path: Path) -> None:

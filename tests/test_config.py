@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from colorize.config import ColorizeError, check
@@ -69,3 +70,30 @@ def test_cli_rejects_bad_values_before_any_work(tmp_path: Path, override: str, m
 def test_cli_type_error_names_the_key(tmp_path: Path) -> None:
     result = run_cli("train", tmp_path, "trainer.epochs=many")
     assert result.returncode != 0 and "trainer.epochs" in result.stderr
+
+
+@pytest.mark.parametrize("preset", ["convae", "unet", "best_cpu"])
+def test_quality_presets_compose_and_build(compose_cfg, preset: str) -> None:
+    from colorize import colorizer
+
+    cfg = compose_cfg(f"experiment={preset}")
+    check(cfg)
+    assert cfg.data.source.value == "cifar10"  # like experiment=seed; data=folder data.root=... overrides it
+    model = colorizer.build(cfg.model)
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def test_loss_group(compose_cfg) -> None:
+    assert compose_cfg().loss._target_ == "torch.nn.MSELoss"  # the seed's
+    assert compose_cfg("loss=l1").loss._target_ == "torch.nn.L1Loss"
+    smooth = compose_cfg("loss=smooth_l1", "loss.beta=0.1").loss
+    assert smooth._target_ == "torch.nn.SmoothL1Loss" and smooth.beta == 0.1
+    with pytest.raises(ColorizeError, match="^loss.beta=0.0 must be > 0"):
+        check(compose_cfg("loss=smooth_l1", "loss.beta=0"))
+
+
+def test_model_depth_and_target_are_checked(compose_cfg) -> None:
+    with pytest.raises(ColorizeError, match="^model.depth=0 must be >= 1"):
+        check(compose_cfg("model=unet", "model.depth=0"))
+    with pytest.raises(Exception, match="model.target"):
+        compose_cfg("model.target=hsv")
