@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 START, END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
 PRESETS = {  # row label -> train overrides
-    "seed convnet": ["experiment=seed", "trainer.epochs=5"],  # the seed trains for 1000 epochs: 5 shown
+    "seed convnet": ["experiment=seed", "trainer.epochs=3"],  # the seed trains for 1000 epochs: 3 shown
     "convae": ["experiment=convae"],
     "unet": ["experiment=unet"],
     "best_cpu": ["experiment=best_cpu"],
