@@ -72,5 +72,9 @@ def load(source: str, tracking_uri: str) -> tuple[Colorizer, dict[str, Any]]:
     if "model" not in state or "config" not in state:
         raise ColorizeError(f"checkpoint {source} has no model state or config: not written by colorize.train")
     model = build(state["config"]["model"])
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:  # missing, unexpected or mis-shaped weights
+        reason = (str(error).splitlines() or [""])[0]
+        raise ColorizeError(f"checkpoint {source}: its weights do not fit the model in its config ({reason})") from None
     return model.eval(), state["config"]

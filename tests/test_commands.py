@@ -110,3 +110,14 @@ def test_colorize_native_needs_a_fully_convolutional_model(tiny_checkpoint, tmp_
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("colorize: error: resolution=native needs a fully convolutional model")
 
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_is_one_line(tiny_checkpoint, tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2")
+    state = checkpoint.load(ckpt)
+    state["config"]["model"]["width"] = 8  # the config no longer describes the saved weights
+    checkpoint.save(state, ckpt)
+    result = run_cli("evaluate", tmp_path, f"checkpoint={ckpt}")
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"colorize: error: checkpoint {ckpt}: its weights do not fit the model in its config")
