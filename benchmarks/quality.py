@@ -7,6 +7,7 @@ Each preset is trained by `python -m colorize.train experiment=<preset> data=fol
 on the `test/` folder beside `train/`. Training minutes are the wall time of the whole train command.
 Presets run one after another, never in parallel, so their times compare. `--presets a b` reruns only
 those; the table keeps the other rows from their last measurement (outputs/quality/<preset>/quality.json).
+`--override key=value` adds a train override to every preset (the slow test's smoke run uses it).
 """
 
 import argparse
@@ -51,21 +52,25 @@ def row(label: str, metrics: dict, minutes: str, parameters: str, gray_copy_psnr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, required=True, help="the CIFAR-10 JPEG train/ folder (test/ beside it)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="paths.root_dir of the runs: mlruns/ and .cache/ go there")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "quality", help="runs, checkpoints, metrics")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
-    parser.add_argument("--write-readme", action="store_true", help="replace the table in README.md")
+    parser.add_argument("--write-readme", action="store_true", help="replace the table in --readme")
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--override", action="append", default=[], help="extra train override, e.g. data.limit=300 (smoke runs)")
     args = parser.parse_args()
     if not (args.train.parent / "test").is_dir():
         sys.exit(f"{args.train.parent / 'test'} not found: the test split must sit beside --train")
 
-    data = ["data=folder", f"data.root={args.train.resolve()}", f"paths.root_dir={ROOT}"]
+    data = ["data=folder", f"data.root={args.train.resolve()}", f"paths.root_dir={args.root}"]
     for label in args.presets:
         folder = args.out / label.replace(" ", "_")
-        seconds = run("train", *PRESETS[label], *data, f"hydra.run.dir={folder}", "trainer.progress=false", "tracking.experiment=quality")
+        overrides = [*PRESETS[label], *args.override]
+        seconds = run("train", *overrides, *data, f"hydra.run.dir={folder}", "trainer.progress=false", "tracking.experiment=quality")
         report_file = folder / "test_metrics.json"
         run("evaluate", f"checkpoint={folder}/checkpoints/best.pt", *data, f"output={report_file}", f"hydra.run.dir={folder}/evaluate")
         report = json.loads(report_file.read_text())
-        (folder / "quality.json").write_text(json.dumps({"train_seconds": seconds, "overrides": PRESETS[label], **report}, indent=2))
+        (folder / "quality.json").write_text(json.dumps({"train_seconds": seconds, "overrides": overrides, **report}, indent=2))
     # Rows of presets measured by an earlier call (--presets reruns only those named) are kept.
     results = {}
     for label in PRESETS:
@@ -84,7 +89,7 @@ def main() -> None:
     ]
     for label, (seconds, report) in results.items():
         lines.append(row(f"`{label}`", report["metrics"]["model"], f"{seconds / 60:.1f}", f"{report['model_parameters']:,}", gray_copy_psnr))
-    command = f"python benchmarks/quality.py --train {args.train}"
+    command = " ".join(["python benchmarks/quality.py --train", str(args.train), *(f"--override {o}" for o in args.override)])
     table = "\n".join(
         [
             f"Measured on {first['data']} ({first['images']:,} images; CIFAR-10 (JPEG copy)), "
@@ -96,10 +101,10 @@ def main() -> None:
     )
     print(table)
     if args.write_readme:
-        text = README.read_text()
+        text = args.readme.read_text()
         block = f"{START}\n{table}\n{END}"
-        README.write_text(re.sub(f"{re.escape(START)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S))
-        print(f"wrote the table into {README}")
+        args.readme.write_text(re.sub(f"{re.escape(START)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S))
+        print(f"wrote the table into {args.readme}")
 
 
 if __name__ == "__main__":
