@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=["32", "bf16"], default=None, help="default: bf16 on CUDA, else 32")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--deep-model", default="model=convnet model.width=4", help="overrides of the deeper model")
+    parser.add_argument("--deep-model", default="model=unet", help="overrides of the deeper model")
     parser.add_argument("--deep-images", type=int, default=None, help="fewer images for a slow deep model")
     parser.add_argument("--skip-startup", action="store_true")
     args = parser.parse_args()

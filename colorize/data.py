@@ -56,14 +56,19 @@ def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), batch_
     return Images(gray=gray.contiguous(), rgb=pixels, lab=lab)
 
 
-def split(images: Images, val_fraction: float, seed: int, limit: Optional[int] = None) -> Split:
-    """Seeded, disjoint train/val parts; `limit` first draws a seeded subset of that size."""
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    n = min(limit or len(images), len(images))
+def split_indices(n: int, val_fraction: float, seed: int, limit: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded, disjoint train and val indices; `limit` first draws a seeded subset of that size."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n = min(limit or n, n)
     n_val = max(1, round(n * val_fraction))
     if n - n_val < 1:
         raise ColorizeError(f"only {n} images: too few to split with data.val_fraction={val_fraction}")
-    return Split(train=images[order[n_val:n]], val=images[order[:n_val]])
+    return order[n_val:n], order[:n_val]
+
+
+def split(images: Images, val_fraction: float, seed: int, limit: Optional[int] = None) -> Split:
+    train, val = split_indices(len(images), val_fraction, seed, limit)
+    return Split(train=images[train], val=images[val])
 
 
 def resize_center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -178,8 +183,11 @@ def load(
     cache_dir: Path,
     device: torch.device,
 ) -> Split:
-    images = from_rgb(load_rgb(source, root, image_size, skip_bad, cache_dir), device)
-    return split(images, val_fraction, seed, limit)
+    rgb = load_rgb(source, root, image_size, skip_bad, cache_dir)
+    # Split the uint8 array first: only the images in use get gray and Lab, and no second copy of
+    # the converted set is ever held.
+    train, val = split_indices(len(rgb), val_fraction, seed, limit)
+    return Split(train=from_rgb(rgb[train.numpy()], device), val=from_rgb(rgb[val.numpy()], device))
 
 
 def load_test(
