@@ -13,6 +13,10 @@ class ColorizeError(Exception):
     """A user-facing problem (bad config, bad data, diverged run): printed as one line."""
 
 
+class DivergedError(ColorizeError):
+    """The loss became NaN or inf: a sweep records the trial as pruned, not as a crash."""
+
+
 class DataSource(str, Enum):
     sample = "sample"
     cifar10 = "cifar10"
@@ -125,6 +129,15 @@ class TrackingConfig:
 
 
 @dataclass
+class TrialConfig:
+    """Set by the sweeper (hydra_plugins/colorize_sweeper) on each trial it launches; null otherwise."""
+
+    storage: Optional[str] = None  # the study's Optuna RDB storage URL
+    study: Optional[str] = None
+    id: Optional[int] = None  # Optuna's trial id in that storage (not the trial number)
+
+
+@dataclass
 class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -133,6 +146,7 @@ class TrainConfig:
     loss: Any = None  # a group option: `_target_` picks the loss module
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from colorize.colorizer import Colorizer
-from colorize.config import ColorizeError
+from colorize.config import DivergedError
 from colorize.data import Images, Split
 from colorize.metrics import LossFn, evaluate
 
@@ -84,5 +84,5 @@ def fit(
         train_loss = train_epoch(model, optimizer, loss_fn, data.train, settings, shuffle)
         seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
-            raise ColorizeError(f"training diverged: train loss is {train_loss} at epoch {epoch} (lower optimizer.lr)")
+            raise DivergedError(f"training diverged: train loss is {train_loss} at epoch {epoch} (lower optimizer.lr)")
         yield Epoch(epoch, train_loss, evaluate(model, data.val, loss_fn), seconds, len(data.train) / seconds)

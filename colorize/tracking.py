@@ -99,6 +99,7 @@ def start_run(
     params: Mapping[str, Any],
     tags: Mapping[str, str],
     resume_run_id: Optional[str] = None,
+    parent_run_id: Optional[str] = None,
 ) -> Iterator[Tracker]:
     """An MLflow run that ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C / SIGTERM."""
     if uri.startswith("sqlite:///"):
@@ -108,14 +109,14 @@ def start_run(
         experiment_id = _experiment_id(experiment, uri)
         if resume_run_id and not _run_exists(resume_run_id):
             resume_run_id = None
-        run = mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name)
+        run = mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id)
     except MlflowException as error:
         raise ColorizeError(f"tracking.uri={hide_password(uri)}: {error.message.splitlines()[0]}") from None
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         if resume_run_id is None:
-            mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()})
-        mlflow.set_tags(dict(tags))
+            mlflow.log_params({k: hide_password(str(v))[:MAX_PARAM_CHARS] for k, v in params.items()})
+        mlflow.set_tags({k: hide_password(str(v)) for k, v in tags.items()})
         yield Tracker(run.info.run_id)
         status = RunStatus.to_string(RunStatus.FINISHED)
     except KeyboardInterrupt:
@@ -143,3 +144,60 @@ def _run_exists(run_id: str) -> bool:
     except MlflowException:
         return False
     return True
+
+
+def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
+    """Tag a run, ended or not, in the current tracking store."""
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+class ParentRun:
+    """A sweep's parent run, driven through the client: it stays open while trials, in this process
+    or others, start their own runs under it."""
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.client = mlflow.MlflowClient(uri)
+        self.run_id = run_id
+
+    @classmethod
+    def create(cls, uri: str, experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> "ParentRun":
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(uri)
+        try:
+            client = mlflow.MlflowClient(uri)
+            run = client.create_run(_experiment_id(experiment, uri), run_name=run_name, tags={k: hide_password(v) for k, v in tags.items()})
+        except MlflowException as error:
+            raise ColorizeError(f"tracking.uri={hide_password(uri)}: {error.message.splitlines()[0]}") from None
+        parent = cls(uri, run.info.run_id)
+        for key, value in params.items():
+            client.log_param(parent.run_id, key, hide_password(str(value))[:MAX_PARAM_CHARS])
+        return parent
+
+    def reopen(self) -> bool:
+        """Mark RUNNING again for a resumed sweep; False when the run is gone (another store, deleted)."""
+        try:
+            run = self.client.get_run(self.run_id)
+        except MlflowException:
+            return False
+        if run.info.lifecycle_stage != "active":
+            return False
+        self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        return True
+
+    def summary(self, metrics: Mapping[str, float], tags: Mapping[str, str], figures: Mapping[str, Figure], texts: Mapping[str, str]) -> None:
+        for key, value in metrics.items():
+            self.client.log_metric(self.run_id, key, value)
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, hide_password(value))
+        for artifact_file, figure in figures.items():
+            self.client.log_figure(self.run_id, figure, artifact_file)
+            plt.close(figure)
+        for artifact_file, text in texts.items():
+            self.client.log_text(self.run_id, hide_password(text), artifact_file)
+
+    def end(self, status: str) -> None:
+        """status: FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(self.run_id, status)

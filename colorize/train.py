@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from colorize.config import ColorizeError, check, register
@@ -25,12 +26,14 @@ def train(cfg: DictConfig) -> float:
     import torch
     from hydra.utils import instantiate
 
-    from colorize import checkpoint, colorizer, data, plots, tracking
+    from colorize import checkpoint, colorizer, data, plots, sweeping, tracking
     from colorize.color import as_float
     from colorize.device import pick_device
     from colorize.loop import Settings, fit
     from colorize.metrics import baselines, predict
 
+    # A sweep's trial first: a storage problem surfaces before any data is loaded.
+    trial = sweeping.SweepTrial(cfg.trial.storage, cfg.trial.study, cfg.trial.id) if cfg.trial.id is not None else None
     device = pick_device(cfg.trainer.device)
     resume = checkpoint.load(cfg.trainer.resume) if cfg.trainer.resume else None
     torch.manual_seed(cfg.trainer.seed)
@@ -82,11 +85,18 @@ def train(cfg: DictConfig) -> float:
     commit = tracking.git_commit(Path(cfg.paths.root_dir))
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    run_name = cfg.tracking.run_name
+    if trial is not None:
+        tags.update(trial.tags)
+        run_name = run_name or f"{trial.study.study_name}-trial-{trial.number}"
     grid_images = split.val[: cfg.tracking.grid_images]
     last = out_dir / "checkpoints" / "last.pt"
     best = out_dir / "checkpoints" / "best.pt"
     params = {**tracking.flatten(config), "model.parameters": colorizer.parameter_count(model)}
-    with tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.run_name, params, tags, run_id) as run:
+    parent_run_id = trial.parent_run_id if trial is not None else None
+    with sweeping.reporting(trial), tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, run_name, params, tags, run_id, parent_run_id) as run:
+        if trial is not None:
+            trial.attach(run.run_id)
         log.info("MLflow run %s in %s; outputs in %s", run.run_id, tracking.hide_password(cfg.tracking.uri), out_dir)
         if start_epoch == 1:  # the baselines do not change with training: logged once, beside val_*
             reference = baselines(split.val)
@@ -131,6 +141,8 @@ def train(cfg: DictConfig) -> float:
                 result.epoch, cfg.trainer.epochs, result.train_loss, val["loss"], val["psnr"], val["colorfulness_ratio"],
                 result.seconds, result.images_per_second,
             )
+            if trial is not None and trial.should_stop(val["psnr"], result.epoch, cfg.trainer.epochs):
+                break
         run.figure(plots.loss_curve(history["train_loss"], history["val_loss"]), "plots/loss_curve.png")
         run.text(OmegaConf.to_yaml(config), "config.yaml")
         for path in (last, best):
@@ -146,6 +158,8 @@ def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
     except ColorizeError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the trial as failed and goes on; SystemExit would end the sweep
         raise SystemExit(f"colorize: error: {error}") from None
 
 

@@ -1,0 +1,114 @@
+"""Optuna from inside a training run that a sweep launched.
+
+The trial is reached through the study's storage (URL, study name, trial id come in the `trial`
+config), so this works alike in the sweeper's own process, a joblib worker or another machine.
+"""
+
+import logging
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import optuna
+from hydra.utils import instantiate
+from optuna.trial import TrialState
+
+from colorize import tracking
+from colorize.config import ColorizeError, DivergedError
+
+log = logging.getLogger(__name__)
+
+# Study user attributes, shared by every worker of a sweep.
+PARENT_RUN = "mlflow_parent_run_id"  # the sweep's one MLflow parent run
+PRUNER = "pruner"  # the pruner's _target_ config: jobs in other processes build the same one
+# Trial user attributes.
+RUN = "mlflow_run_id"
+REASON = "reason"  # why a trial was pruned or failed, one line
+SQLITE_TIMEOUT_S = 60  # concurrent workers wait this long for SQLite's single write lock
+
+
+def open_storage(url: str, heartbeat_interval: Optional[int] = None) -> optuna.storages.RDBStorage:
+    engine_kwargs = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval)
+        except Exception as error:  # bad URL, missing driver, server down: SQLAlchemy's many kinds
+            reason = (str(error).splitlines() or [type(error).__name__])[0]
+            raise ColorizeError(f"Optuna storage {tracking.hide_password(url)}: {reason}") from None
+
+
+def one_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+
+
+class SweepTrial:
+    """This run's Optuna trial: per-epoch reports, the pruning decision, and how it ended."""
+
+    def __init__(self, storage: str, study_name: str, trial_id: int) -> None:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        pruner = study.user_attrs.get(PRUNER)
+        if pruner:
+            study.pruner = instantiate(pruner)
+        self.trial = optuna.trial.Trial(study, trial_id)
+        self.study = study
+        self.number = self.trial.number
+        self.parent_run_id: Optional[str] = study.user_attrs.get(PARENT_RUN)
+        self.run_id: Optional[str] = None
+        self.value: Optional[float] = None
+        self.pruned_at: Optional[int] = None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"optuna.study": self.study.study_name, "optuna.trial": str(self.number)}
+
+    def attach(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.trial.set_user_attr(RUN, run_id)
+
+    def should_stop(self, value: float, epoch: int, last_epoch: int) -> bool:
+        """Report this epoch's objective; True when the pruner stops the trial here."""
+        self.value = value
+        self.trial.report(value, epoch)
+        if epoch < last_epoch and self.trial.should_prune():  # pruning after the last epoch saves nothing
+            self.pruned_at = epoch
+            log.info("trial %d pruned after epoch %d (val %.3f)", self.number, epoch, value)
+        return self.pruned_at is not None
+
+    def finish(self, state: TrialState, reason: Optional[str]) -> None:
+        if state == TrialState.COMPLETE and self.value is None:
+            state, reason = TrialState.FAIL, "no epoch reported a value"
+        if reason:
+            self.trial.set_user_attr(REASON, reason)
+        values = self.value if state == TrialState.COMPLETE else None
+        self.study.tell(self.trial, values, state=state, skip_if_finished=True)
+        if self.run_id:
+            tracking.tag_run(self.run_id, {"optuna.state": state.name, "optuna.reason": reason or ""})
+
+
+@contextmanager
+def reporting(trial: Optional[SweepTrial]) -> Iterator[None]:
+    """Tell Optuna how the run ended: COMPLETE with its last value, PRUNED (by the pruner, or on a
+    diverged loss, which samplers then rank below every finished trial), or FAIL with the reason."""
+    if trial is None:
+        yield
+        return
+    state, reason = TrialState.FAIL, "interrupted"
+    try:
+        yield
+        if trial.pruned_at is not None:
+            state, reason = TrialState.PRUNED, f"pruned after epoch {trial.pruned_at}"
+        else:
+            state, reason = TrialState.COMPLETE, None
+    except DivergedError as error:
+        state, reason = TrialState.PRUNED, str(error)
+        raise
+    except Exception as error:
+        reason = one_line(error)
+        raise
+    finally:
+        trial.finish(state, reason)

@@ -1,0 +1,83 @@
+"""The sweeper's config schema, registered as `hydra/sweeper: colorize_optuna` (imported by Hydra's plugin scan).
+
+Keys and search-space syntax follow hydra-optuna-sweeper, so its configs carry over; `pruner`,
+`heartbeat_interval` and `worker` are new.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Direction(Enum):
+    minimize = 1
+    maximize = 2
+
+
+@dataclass
+class TPESamplerConfig:
+    _target_: str = "optuna.samplers.TPESampler"
+    seed: Optional[int] = None
+    n_startup_trials: int = 10  # random trials before TPE models the results
+    n_ei_candidates: int = 24
+    multivariate: bool = False
+    constant_liar: bool = False  # True keeps parallel workers from sampling next to each other's running trials
+
+
+@dataclass
+class RandomSamplerConfig:
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: Optional[int] = None
+
+
+@dataclass
+class NopPrunerConfig:
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class MedianPrunerConfig:
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 5  # trials that run to the end before any is pruned
+    n_warmup_steps: int = 0  # epochs every trial trains before it can be pruned
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class HyperbandPrunerConfig:
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1  # epochs
+    max_resource: Any = "auto"  # epochs; auto takes the first finished trial's
+    reduction_factor: int = 3
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.colorize_sweeper.optuna_sweeper.OptunaSweeper"
+    _recursive_: bool = False  # sampler and pruner stay configs: jobs in other processes rebuild the pruner
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+    sampler: Any = MISSING
+    pruner: Any = MISSING
+    direction: Direction = Direction.minimize
+    # Any Optuna RDB URL (postgresql://, mysql://, sqlite:///); workers sharing it share the study.
+    storage: str = "sqlite:///${paths.root_dir}/sweeps/optuna.db"
+    study_name: Optional[str] = None  # null: the sweep's name (sweep=<name>)
+    n_trials: int = 20  # the study's total of finished (complete or pruned) trials, over all workers and reruns
+    n_jobs: int = 1  # worker processes on this machine, each running one trial at a time
+    max_failure_rate: float = 0.0  # a worker stops once its failed trials exceed this share of n_trials
+    params: Optional[dict[str, str]] = None  # key: search space, e.g. tag(log, interval(1e-4, 3e-2))
+    heartbeat_interval: int = 10  # seconds; a RUNNING trial silent for twice this is marked FAIL
+    worker: int = 0  # set by the sweeper on the extra processes it starts for n_jobs > 1
+
+
+cs = ConfigStore.instance()
+cs.store(group="hydra/sweeper", name="colorize_optuna", node=OptunaSweeperConf, provider="colorize")
+cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConfig, provider="colorize")
+cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConfig, provider="colorize")
+cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConfig, provider="colorize")
+cs.store(group="hydra/sweeper/pruner", name="median", node=MedianPrunerConfig, provider="colorize")
+cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConfig, provider="colorize")
