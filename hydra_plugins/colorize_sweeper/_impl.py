@@ -10,6 +10,7 @@ loop on the same study; the storage is the only coordination:
 - the study that the first worker creates holds the id of the sweep's one MLflow parent run.
 """
 
+import functools
 import logging
 import math
 import re
@@ -70,6 +71,15 @@ def distribution(override: Override) -> Optional[BaseDistribution]:
             return IntDistribution(value.start, value.end, log=log_scale)
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
     raise ColorizeError(f"{override.input_line}: the Optuna sweeper cannot sample this")
+
+
+def grid_values(key: str, dist: BaseDistribution) -> list:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None:
+        count = round((dist.high - dist.low) / dist.step) + 1
+        return [dist.low + i * dist.step for i in range(count)]
+    raise ColorizeError(f"{key}: the grid sampler needs choice(...) or range(...), not {dist}")
 
 
 def quote(value: Any) -> str:
@@ -200,6 +210,13 @@ class OptunaSweeperImpl(Sweeper):
     def _study(self, storage: optuna.storages.RDBStorage, name: str, space: dict, fixed: dict) -> optuna.Study:
         pruner = instantiate(self.pruner_config)
         sampler = instantiate(self.sampler)
+        if isinstance(sampler, functools.partial):  # the grid sampler takes the space as lists of values
+            grid = {key: grid_values(key, dist) for key, dist in space.items()}
+            sampler = sampler(search_space=grid)
+            size = math.prod(len(values) for values in grid.values())
+            if size < self.n_trials:
+                log.info("the grid has %d points: n_trials %d -> %d", size, self.n_trials, size)
+                self.n_trials = size
         try:
             # Only one worker can create the study (unique name): that one creates the parent run.
             study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner, direction=self.direction)

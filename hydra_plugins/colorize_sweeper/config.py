@@ -34,6 +34,13 @@ class RandomSamplerConfig:
 
 
 @dataclass
+class GridSamplerConfig:
+    _target_: str = "optuna.samplers.GridSampler"
+    _partial_: bool = True  # the grid is made from hydra.sweeper.params: choice(...) and range(...)
+    seed: Optional[int] = None  # the order the grid is visited in
+
+
+@dataclass
 class NopPrunerConfig:
     _target_: str = "optuna.pruners.NopPruner"
 
@@ -78,6 +85,7 @@ cs = ConfigStore.instance()
 cs.store(group="hydra/sweeper", name="colorize_optuna", node=OptunaSweeperConf, provider="colorize")
 cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConfig, provider="colorize")
 cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConfig, provider="colorize")
+cs.store(group="hydra/sweeper/sampler", name="grid", node=GridSamplerConfig, provider="colorize")
 cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConfig, provider="colorize")
 cs.store(group="hydra/sweeper/pruner", name="median", node=MedianPrunerConfig, provider="colorize")
 cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConfig, provider="colorize")
