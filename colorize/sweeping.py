@@ -5,12 +5,14 @@ config), so this works alike in the sweeper's own process, a joblib worker or an
 """
 
 import logging
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
 import optuna
+import sqlalchemy.exc
 from hydra.utils import instantiate
 from optuna.trial import TrialState
 
@@ -26,6 +28,7 @@ PRUNER = "pruner"  # the pruner's _target_ config: jobs in other processes build
 RUN = "mlflow_run_id"
 REASON = "reason"  # why a trial was pruned or failed, one line
 SQLITE_TIMEOUT_S = 60  # concurrent workers wait this long for SQLite's single write lock
+STORAGE_ATTEMPTS = 4  # connection tries, 1, 2 and 3 s apart
 
 
 def open_storage(url: str, heartbeat_interval: Optional[int] = None) -> optuna.storages.RDBStorage:
@@ -33,13 +36,18 @@ def open_storage(url: str, heartbeat_interval: Optional[int] = None) -> optuna.s
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval)
-        except Exception as error:  # bad URL, missing driver, server down: SQLAlchemy's many kinds
-            reason = (str(error).splitlines() or [type(error).__name__])[0]
-            raise ColorizeError(f"Optuna storage {tracking.hide_password(url)}: {reason}") from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        time.sleep(attempt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval)
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
+                failure = error  # workers creating a new database's tables at once collide; a server restarts
+            except Exception as error:  # a bad URL, a missing driver: trying again will not help
+                failure = error
+                break
+    raise ColorizeError(f"Optuna storage {tracking.hide_password(url)}: {one_line(failure)}")
 
 
 def one_line(error: BaseException) -> str:

@@ -126,10 +126,6 @@ class OptunaSweeperImpl(Sweeper):
         heartbeat_interval: int,
         worker: int,
     ) -> None:
-        if not 0 <= max_failure_rate <= 1:
-            raise ColorizeError(f"hydra.sweeper.max_failure_rate={max_failure_rate} must be in [0, 1]")
-        if n_trials < 1 or n_jobs < 1 or heartbeat_interval < 1:
-            raise ColorizeError("hydra.sweeper.n_trials, n_jobs and heartbeat_interval must be >= 1")
         self.sampler = sampler
         self.pruner_config = pruner
         self.direction = direction.name if hasattr(direction, "name") else str(direction)
@@ -156,6 +152,11 @@ class OptunaSweeperImpl(Sweeper):
             raise SystemExit(f"colorize: error: {error}") from None
 
     def _sweep(self, arguments: list[str]) -> None:
+        if not 0 <= self.max_failure_rate <= 1:
+            raise ColorizeError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]")
+        for key in ("n_trials", "n_jobs", "heartbeat_interval"):
+            if getattr(self, key) < 1:
+                raise ColorizeError(f"hydra.sweeper.{key}={getattr(self, key)} must be >= 1")
         parsed = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(
             [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
         )
@@ -178,7 +179,7 @@ class OptunaSweeperImpl(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         storage = sweeping.open_storage(self.storage_url, self.heartbeat_interval)
-        study = self._study(storage, name, space, fixed)
+        study = self._study(storage, name, space)
         parent = self._parent_run(study, name, space, fixed)
         log.info(
             "study %s in %s: %d of %d trials finished; sweep dir %s",
@@ -207,7 +208,7 @@ class OptunaSweeperImpl(Sweeper):
         if failed_workers:
             raise ColorizeError(f"{len(failed_workers)} of {len(workers)} worker processes failed (see their output above)")
 
-    def _study(self, storage: optuna.storages.RDBStorage, name: str, space: dict, fixed: dict) -> optuna.Study:
+    def _study(self, storage: optuna.storages.RDBStorage, name: str, space: dict) -> optuna.Study:
         pruner = instantiate(self.pruner_config)
         sampler = instantiate(self.sampler)
         if isinstance(sampler, functools.partial):  # the grid sampler takes the space as lists of values
@@ -321,7 +322,7 @@ class OptunaSweeperImpl(Sweeper):
         overrides = [
             *fixed.values(),
             *(f"{key}={quote(value)}" for key, value in trial.params.items()),
-            f"trial.storage={quote(self.storage_url)}",
+            "trial.storage=${hydra:sweeper.storage}",  # resolved in the job: launcher logs never show a password
             f"trial.study={quote(study.study_name)}",
             f"trial.id={trial_id}",
         ]
@@ -370,7 +371,7 @@ class OptunaSweeperImpl(Sweeper):
             return
         best = complete[0]
         keys = list(best.params)
-        print(f"best trials ({self.direction} val metric):")
+        print(f"best trials ({self.direction}):")
         rows = [["trial", "value", *keys, "seconds"]]
         for t in complete[:BEST_SHOWN]:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()

@@ -49,7 +49,7 @@ class NopPrunerConfig:
 class MedianPrunerConfig:
     _target_: str = "optuna.pruners.MedianPruner"
     n_startup_trials: int = 5  # trials that run to the end before any is pruned
-    n_warmup_steps: int = 0  # epochs every trial trains before it can be pruned
+    n_warmup_steps: int = 1  # epochs every trial trains before it can be pruned: the first ranks trials poorly
     interval_steps: int = 1
     n_min_trials: int = 1
 
