@@ -1,6 +1,7 @@
 """Does pruning pay? The same seeded sweep run twice, without a pruner and with one, side by side.
 
-    python benchmarks/sweep_pruning.py                      # hyperband, 12 trials x 6 epochs
+    python benchmarks/sweep_pruning.py                      # successive halving, 12 trials x 6 epochs
+    python benchmarks/sweep_pruning.py --pruner hyperband
     python benchmarks/sweep_pruning.py --pruner median --trials 20 --epochs 10
 
 Both sweeps draw their trials from the same seeded random sampler, so they try the same learning
@@ -53,7 +54,7 @@ def run_sweep(root: Path, pruner: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pruner", default="hyperband", choices=["median", "hyperband"])
+    parser.add_argument("--pruner", default="successive_halving", choices=["median", "hyperband", "successive_halving"])
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--images", type=int, default=600, help="data.limit: sample patches, 80%% for training")

@@ -9,12 +9,12 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import optuna
 import sqlalchemy.exc
 from hydra.utils import instantiate
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from colorize import tracking
 from colorize.config import ColorizeError, DivergedError
@@ -31,7 +31,11 @@ SQLITE_TIMEOUT_S = 60  # concurrent workers wait this long for SQLite's single w
 STORAGE_ATTEMPTS = 4  # connection tries, 1, 2 and 3 s apart
 
 
-def open_storage(url: str, heartbeat_interval: Optional[int] = None) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str, heartbeat_interval: Optional[int] = None, on_stale: Optional[Callable[[optuna.Study, FrozenTrial], None]] = None
+) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage; with heartbeat_interval, fail_stale_trials marks trials silent for twice
+    that FAIL and calls on_stale for each."""
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +45,9 @@ def open_storage(url: str, heartbeat_interval: Optional[int] = None) -> optuna.s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, heartbeat_stale_trial_callback=on_stale
+                )
             except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
                 failure = error  # workers creating a new database's tables at once collide; a server restarts
             except Exception as error:  # a bad URL, a missing driver: trying again will not help

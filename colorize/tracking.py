@@ -153,6 +153,15 @@ def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
         client.set_tag(run_id, key, value)
 
 
+def end_lost_run(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    """Close the run of a process that died (SIGKILL, a lost machine): KILLED, never left RUNNING."""
+    client = mlflow.MlflowClient(uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    if client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.RUNNING):
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+
+
 class ParentRun:
     """A sweep's parent run, driven through the client: it stays open while trials, in this process
     or others, start their own runs under it."""

@@ -26,8 +26,7 @@ def sweep_cmd(root: Path, *overrides: str) -> list[str]:
 
 
 def sweep(root: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(sweep_cmd(root, *overrides), capture_output=True, text=True, timeout=timeout, cwd=root)
-    return result
+    return subprocess.run(sweep_cmd(root, *overrides), capture_output=True, text=True, timeout=timeout, cwd=root)
 
 
 def trials(root: Path, study: str = "smoke") -> list[optuna.trial.FrozenTrial]:
@@ -114,13 +113,21 @@ def test_resume_continues_the_study_and_fails_a_dead_workers_trial(tmp_path: Pat
     study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{tmp_path}/sweeps/optuna.db")
     orphan = study.ask()
     study._storage.record_heartbeat(orphan._trial_id)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    [parent], _ = parent_and_children(tmp_path)
+    child_tags = {"mlflow.parentRunId": parent.info.run_id, "optuna.trial": "2"}
+    orphan_run = mlflow.MlflowClient().create_run(parent.info.experiment_id, tags=child_tags).info.run_id  # left RUNNING
+    orphan.set_user_attr("mlflow_run_id", orphan_run)
     time.sleep(3)
     second = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.n_trials=4", "trainer.epochs=1", "hydra.sweeper.heartbeat_interval=1")
     assert second.returncode == 0, second.stderr[-3000:]
     found = trials(tmp_path)
     assert [t.number for t in found] == [0, 1, 2, 3, 4]
     assert [t.state for t in found] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.COMPLETE] * 2
+    lost = mlflow.MlflowClient().get_run(orphan_run)
+    assert lost.info.status == "KILLED" and lost.data.tags["optuna.state"] == "FAIL"
     [parent], children = parent_and_children(tmp_path)  # the resumed sweep reuses its parent run
+    children = [c for c in children if c.info.run_id != orphan_run]
     assert sorted(c.data.tags["optuna.trial"] for c in children) == ["0", "1", "3", "4"]
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 4
 

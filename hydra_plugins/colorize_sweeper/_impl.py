@@ -178,7 +178,7 @@ class OptunaSweeperImpl(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-        storage = sweeping.open_storage(self.storage_url, self.heartbeat_interval)
+        storage = sweeping.open_storage(self.storage_url, self.heartbeat_interval, self._lost)
         study = self._study(storage, name, space)
         parent = self._parent_run(study, name, space, fixed)
         log.info(
@@ -207,6 +207,14 @@ class OptunaSweeperImpl(Sweeper):
         log.info("this worker ran %d trials: %s", sum(mine.values()), ", ".join(f"{n} {s.name}" for s, n in mine.items()) or "none")
         if failed_workers:
             raise ColorizeError(f"{len(failed_workers)} of {len(workers)} worker processes failed (see their output above)")
+
+    def _lost(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """A trial whose worker stopped beating: Optuna has marked it FAIL; close its MLflow run too."""
+        reason = f"its worker stopped: no heartbeat for {2 * self.heartbeat_interval} s"
+        log.warning("trial %d marked FAIL: %s", trial.number, reason)
+        run_id, uri = trial.user_attrs.get(sweeping.RUN), OmegaConf.select(self.config, "tracking.uri")
+        if run_id and uri:
+            tracking.end_lost_run(uri, run_id, {"optuna.state": "FAIL", "optuna.reason": reason})
 
     def _study(self, storage: optuna.storages.RDBStorage, name: str, space: dict) -> optuna.Study:
         pruner = instantiate(self.pruner_config)

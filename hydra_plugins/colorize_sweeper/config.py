@@ -63,6 +63,16 @@ class HyperbandPrunerConfig:
 
 
 @dataclass
+class SuccessiveHalvingPrunerConfig:
+    """Hyperband's building block alone: at epochs min_resource x reduction_factor^k a trial goes on
+    only if it is in the best 1/reduction_factor of the trials that reached that epoch."""
+
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any = 1  # epochs before the first cut; "auto" estimates it from finished trials
+    reduction_factor: int = 3
+
+
+@dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.colorize_sweeper.optuna_sweeper.OptunaSweeper"
     _recursive_: bool = False  # sampler and pruner stay configs: jobs in other processes rebuild the pruner
@@ -89,3 +99,4 @@ cs.store(group="hydra/sweeper/sampler", name="grid", node=GridSamplerConfig, pro
 cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConfig, provider="colorize")
 cs.store(group="hydra/sweeper/pruner", name="median", node=MedianPrunerConfig, provider="colorize")
 cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConfig, provider="colorize")
+cs.store(group="hydra/sweeper/pruner", name="successive_halving", node=SuccessiveHalvingPrunerConfig, provider="colorize")
