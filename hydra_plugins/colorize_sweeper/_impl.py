@@ -89,10 +89,18 @@ def quote(value: Any) -> str:
     return text
 
 
-class Heartbeat:
-    """Records a trial's heartbeat every interval until stopped (Optuna's own thread serves optimize())."""
+def fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
-    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int, interval: float) -> None:
+
+class Heartbeat:
+    """Records a trial's heartbeat every interval until stopped (Optuna's own thread serves only
+    optimize()), and meanwhile looks for other workers' silent trials, so that a dead worker's
+    trial is marked FAIL within about three intervals, however long the trials here are."""
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int, interval: float) -> None:
         self.stop = threading.Event()
         storage.record_heartbeat(trial_id)  # at once: a trial without heartbeats is never found stale
 
@@ -100,6 +108,7 @@ class Heartbeat:
             while not self.stop.wait(interval):
                 try:
                     storage.record_heartbeat(trial_id)
+                    fail_stale_trials(study)
                 except Exception as error:  # a short database outage; the next beat retries
                     log.warning("heartbeat of trial id %d: %s", trial_id, sweeping.one_line(error))
 
@@ -291,9 +300,7 @@ class OptunaSweeperImpl(Sweeper):
         mine: Counter = Counter()
         allowed_failures = math.floor(self.max_failure_rate * self.n_trials)
         while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
+            fail_stale_trials(study)
             finished, running = self._counts(study)
             if finished >= self.n_trials:
                 return mine
@@ -309,7 +316,7 @@ class OptunaSweeperImpl(Sweeper):
                 warnings.filterwarnings("ignore", "Heartbeat of storage")  # ask/tell: this loop keeps the heartbeat
                 trial = study.ask(space)
             trial_id = trial._trial_id  # the job reaches its trial by this id, from any process
-            heartbeat = Heartbeat(storage, trial_id, self.heartbeat_interval)
+            heartbeat = Heartbeat(study, storage, trial_id, self.heartbeat_interval)
             try:
                 ahead = sum(1 for t in study.get_trials(deepcopy=False, states=TAKEN) if t.number < trial.number)
                 if ahead >= self.n_trials:
