@@ -2,12 +2,14 @@
 
 import re
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
 import matplotlib.pyplot as plt
 import mlflow
+import requests  # mlflow's own HTTP client
 import torch
 from matplotlib.figure import Figure
 from mlflow.entities import RunStatus
@@ -111,7 +113,7 @@ def start_run(
             resume_run_id = None
         run = mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id)
     except MlflowException as error:
-        raise ColorizeError(f"tracking.uri={hide_password(uri)}: {error.message.splitlines()[0]}") from None
+        raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(error.message.splitlines()[0])}") from None
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         if resume_run_id is None:
@@ -144,6 +146,21 @@ def _run_exists(run_id: str) -> bool:
     except MlflowException:
         return False
     return True
+
+
+def check_server(uri: str, attempts: int = 3) -> None:
+    """One clear line when an http(s) tracking server does not answer: MLflow's own retries take
+    minutes, which suits a short outage during a run, not a wrong address at the start."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    for attempt in range(attempts):
+        time.sleep(attempt)
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=5)  # any answer, even 401, is a server
+            return
+        except requests.RequestException as error:
+            failure = error
+    raise ColorizeError(f"tracking.uri={hide_password(uri)}: no MLflow server answers ({type(failure).__name__})")
 
 
 def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
@@ -179,7 +196,7 @@ class ParentRun:
             client = mlflow.MlflowClient(uri)
             run = client.create_run(_experiment_id(experiment, uri), run_name=run_name, tags={k: hide_password(v) for k, v in tags.items()})
         except MlflowException as error:
-            raise ColorizeError(f"tracking.uri={hide_password(uri)}: {error.message.splitlines()[0]}") from None
+            raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(error.message.splitlines()[0])}") from None
         parent = cls(uri, run.info.run_id)
         for key, value in params.items():
             client.log_param(parent.run_id, key, hide_password(str(value))[:MAX_PARAM_CHARS])

@@ -198,3 +198,17 @@ def test_concurrent_sweeps_and_n_jobs_share_one_study(tmp_path: Path) -> None:
     [parent], children = parent_and_children(tmp_path)
     assert sorted(int(c.data.tags["optuna.trial"]) for c in children) == list(range(6))
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("tracking.uri=http://user:secret@127.0.0.1:9", "colorize: error: tracking.uri=http://user:***@127.0.0.1:9: no MLflow server answers"),
+        ("hydra.sweeper.storage=postgresql://user:secret@127.0.0.1:9/optuna", "colorize: error: Optuna storage postgresql://user:***@127.0.0.1:9/optuna: "),
+    ],
+)
+def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path, override: str, named: str) -> None:
+    result = sweep(tmp_path, "sweep=smoke", override, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(named)
+    assert "Traceback" not in result.stderr and "secret" not in result.stdout + result.stderr

@@ -259,6 +259,7 @@ class OptunaSweeperImpl(Sweeper):
         experiment = OmegaConf.select(self.config, "tracking.experiment")
         if uri is None or experiment is None:
             return None
+        tracking.check_server(uri)
         if not self.created:
             deadline = time.monotonic() + 60  # the creating worker sets it right after creating the study
             while sweeping.PARENT_RUN not in study.user_attrs and time.monotonic() < deadline:
