@@ -1,0 +1,120 @@
+"""One sweep, several workers, real servers: a throwaway PostgreSQL cluster holds the Optuna study and
+backs an MLflow tracking server on loopback. Needs PostgreSQL's binaries and `.[distributed]`."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+import optuna
+import pytest
+import requests
+from optuna.trial import TrialState
+
+from tests.test_sweep import sweep_cmd
+
+PASSWORD = "s3cret-pw"  # the cluster trusts loopback; the password is there to be masked
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, str]]:
+    pytest.importorskip("psycopg", reason="PostgreSQL driver absent: pip install -e '.[distributed]'")
+    import psycopg
+
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) absent")
+    # PostgreSQL refuses to run as root: run it as the postgres user in a folder it owns.
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="colorize-pg-"))
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    data, pg_port, mlflow_port = root / "data", free_port(), free_port()
+    subprocess.run([*as_postgres, "initdb", "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    options = f"-p {pg_port} -k {root} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_postgres, "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "pg.log"), "-w", "start"], check=True, capture_output=True)
+    server = None
+    try:
+        db = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_port}"
+        with psycopg.connect(f"{db}/postgres", autocommit=True) as connection:
+            connection.execute("CREATE DATABASE optuna")
+            connection.execute("CREATE DATABASE mlflow")
+        command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{db}/mlflow", "--artifacts-destination", str(root / "artifacts"),
+                   "--host", "127.0.0.1", "--port", str(mlflow_port)]
+        server = subprocess.Popen(command, stdout=open(root / "mlflow.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        tracking = f"http://127.0.0.1:{mlflow_port}"
+        for _ in range(120):
+            try:
+                requests.get(f"{tracking}/health", timeout=2).raise_for_status()
+                break
+            except requests.RequestException:
+                time.sleep(1)
+        else:
+            pytest.fail(f"the MLflow server did not start: {(root / 'mlflow.log').read_text()[-2000:]}")
+        yield {"storage": f"{db}/optuna", "tracking": tracking}
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and its workers
+            server.wait(timeout=30)
+        subprocess.run([*as_postgres, "pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_three_workers_share_one_study_and_a_killed_worker_is_replaced(servers: dict[str, str], tmp_path: Path) -> None:
+    command = sweep_cmd(
+        tmp_path, "sweep=smoke", "trainer.epochs=2", "hydra.sweeper.n_trials=9", "hydra.sweeper.heartbeat_interval=2",
+        f"hydra.sweeper.storage={servers['storage']}", f"tracking.uri={servers['tracking']}",
+    )
+    logs = [tmp_path / f"worker{i}.log" for i in range(4)]
+
+    def start(i: int) -> subprocess.Popen:
+        return subprocess.Popen(command, stdout=open(logs[i], "w"), stderr=subprocess.STDOUT, cwd=tmp_path)
+
+    started = time.monotonic()
+    workers = [start(i) for i in range(3)]
+    while "MLflow run" not in logs[2].read_text():  # worker 2 is inside a trial
+        assert time.monotonic() - started < 240, logs[2].read_text()[-2000:]
+        time.sleep(0.5)
+    time.sleep(1)
+    workers[2].kill()  # SIGKILL: no clean-up of any kind
+    killed_at = datetime.now()
+    workers[2].wait()
+    workers.append(start(3))  # the restarted worker
+    for i in (0, 1, 3):
+        assert workers[i].wait(timeout=300) == 0, logs[i].read_text()[-3000:]
+    wall = time.monotonic() - started
+
+    trials = optuna.load_study(study_name="smoke", storage=servers["storage"]).get_trials()
+    assert [t.number for t in trials] == list(range(len(trials)))  # no gap, no duplicate
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 9  # the budget is global
+    [killed] = [t for t in trials if t.state == TrialState.FAIL]
+    seconds_to_fail = (killed.datetime_complete - killed_at).total_seconds()
+    assert seconds_to_fail < 15
+
+    mlflow.set_tracking_uri(servers["tracking"])
+    runs = mlflow.search_runs(experiment_names=["colorize"], output_format="list")
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {int(r.data.tags["optuna.trial"]): r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert {r.data.tags["mlflow.parentRunId"] for r in children.values()} == {parent.info.run_id}
+    assert sorted(children) == [t.number for t in trials]
+    assert children[killed.number].info.status == "KILLED" and children[killed.number].data.tags["optuna.state"] == "FAIL"
+
+    ran = [int(line.split("this worker ran ")[1].split()[0]) for i in (0, 1, 3) for line in logs[i].read_text().splitlines() if "this worker ran" in line]
+    assert sum(ran) == 9
+    everything = "".join(log.read_text() for log in logs) + "".join(str(r.data.params) + str(r.data.tags) for r in runs)
+    assert PASSWORD not in everything
+    print(f"\ntrials per worker {ran} + 1 killed; wall {wall:.0f} s; killed trial FAIL {seconds_to_fail:.1f} s after SIGKILL")
