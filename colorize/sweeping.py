@@ -48,7 +48,7 @@ def open_storage(
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, heartbeat_stale_trial_callback=on_stale
                 )
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
+            except sqlalchemy.exc.DBAPIError as error:
                 failure = error  # workers creating a new database's tables at once collide; a server restarts
             except Exception as error:  # a bad URL, a missing driver: trying again will not help
                 failure = error

@@ -11,7 +11,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import mlflow
 import optuna
@@ -31,7 +31,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, str]]:
+def servers() -> Iterator[dict[str, Any]]:
     pytest.importorskip("psycopg", reason="PostgreSQL driver absent: pip install -e '.[distributed]'")
     import psycopg
 
@@ -54,29 +54,40 @@ def servers() -> Iterator[dict[str, str]]:
             connection.execute("CREATE DATABASE mlflow")
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{db}/mlflow", "--artifacts-destination", str(root / "artifacts"),
                    "--host", "127.0.0.1", "--port", str(mlflow_port)]
-        server = subprocess.Popen(command, stdout=open(root / "mlflow.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
         tracking = f"http://127.0.0.1:{mlflow_port}"
-        for _ in range(120):
-            try:
-                requests.get(f"{tracking}/health", timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                time.sleep(1)
-        else:
+
+        def start_server() -> subprocess.Popen:
+            process = subprocess.Popen(command, stdout=open(root / "mlflow.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+            for _ in range(120):
+                try:
+                    requests.get(f"{tracking}/health", timeout=2).raise_for_status()
+                    return process
+                except requests.RequestException:
+                    time.sleep(1)
             pytest.fail(f"the MLflow server did not start: {(root / 'mlflow.log').read_text()[-2000:]}")
-        yield {"storage": f"{db}/optuna", "tracking": tracking}
-    finally:
-        if server is not None:
+
+        def stop_server() -> None:
             os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and its workers
             server.wait(timeout=30)
+
+        def restart_server() -> None:
+            nonlocal server
+            stop_server()
+            server = start_server()
+
+        server = start_server()
+        yield {"storage": f"{db}/optuna", "tracking": tracking, "restart": restart_server}
+    finally:
+        if server is not None:
+            stop_server()
         subprocess.run([*as_postgres, "pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.slow
-def test_three_workers_share_one_study_and_a_killed_worker_is_replaced(servers: dict[str, str], tmp_path: Path) -> None:
+def test_three_workers_share_one_study_and_a_killed_worker_is_replaced(servers: dict[str, Any], tmp_path: Path) -> None:
     command = sweep_cmd(
-        tmp_path, "sweep=smoke", "trainer.epochs=2", "hydra.sweeper.n_trials=9", "hydra.sweeper.heartbeat_interval=2",
+        tmp_path, "sweep=smoke", "trainer.epochs=2", "hydra.sweeper.n_trials=9", "hydra.sweeper.heartbeat_interval=5",
         f"hydra.sweeper.storage={servers['storage']}", f"tracking.uri={servers['tracking']}",
     )
     logs = [tmp_path / f"worker{i}.log" for i in range(4)]
@@ -87,13 +98,14 @@ def test_three_workers_share_one_study_and_a_killed_worker_is_replaced(servers: 
     started = time.monotonic()
     workers = [start(i) for i in range(3)]
     while "MLflow run" not in logs[2].read_text():  # worker 2 is inside a trial
-        assert time.monotonic() - started < 240, logs[2].read_text()[-2000:]
+        assert workers[2].poll() is None and time.monotonic() - started < 240, logs[2].read_text()[-2000:]
         time.sleep(0.5)
     time.sleep(1)
     workers[2].kill()  # SIGKILL: no clean-up of any kind
     killed_at = datetime.now()
     workers[2].wait()
-    workers.append(start(3))  # the restarted worker
+    servers["restart"]()  # the tracking server away for its restart (about 20 s); MLflow's client retries
+    workers.append(start(3))  # the killed worker started again
     for i in (0, 1, 3):
         assert workers[i].wait(timeout=300) == 0, logs[i].read_text()[-3000:]
     wall = time.monotonic() - started
@@ -103,7 +115,7 @@ def test_three_workers_share_one_study_and_a_killed_worker_is_replaced(servers: 
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 9  # the budget is global
     [killed] = [t for t in trials if t.state == TrialState.FAIL]
     seconds_to_fail = (killed.datetime_complete - killed_at).total_seconds()
-    assert seconds_to_fail < 15
+    assert seconds_to_fail < 20  # a silent trial fails after 2 x 5 s, at the next heartbeat of a live worker
 
     mlflow.set_tracking_uri(servers["tracking"])
     runs = mlflow.search_runs(experiment_names=["colorize"], output_format="list")
@@ -112,6 +124,11 @@ def test_three_workers_share_one_study_and_a_killed_worker_is_replaced(servers: 
     assert {r.data.tags["mlflow.parentRunId"] for r in children.values()} == {parent.info.run_id}
     assert sorted(children) == [t.number for t in trials]
     assert children[killed.number].info.status == "KILLED" and children[killed.number].data.tags["optuna.state"] == "FAIL"
+    client = mlflow.MlflowClient()
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE:  # no finished trial lost a metric to the outage
+            assert children[trial.number].info.status == "FINISHED"
+            assert [m.step for m in client.get_metric_history(children[trial.number].info.run_id, "val_psnr")] == [1, 2]
 
     ran = [int(line.split("this worker ran ")[1].split()[0]) for i in (0, 1, 3) for line in logs[i].read_text().splitlines() if "this worker ran" in line]
     assert sum(ran) == 9

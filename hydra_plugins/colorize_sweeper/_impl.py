@@ -223,7 +223,10 @@ class OptunaSweeperImpl(Sweeper):
         log.warning("trial %d marked FAIL: %s", trial.number, reason)
         run_id, uri = trial.user_attrs.get(sweeping.RUN), OmegaConf.select(self.config, "tracking.uri")
         if run_id and uri:
-            tracking.end_lost_run(uri, run_id, {"optuna.state": "FAIL", "optuna.reason": reason})
+            # Apart: this runs in a heartbeat thread, which a tracking-server outage (MLflow retries
+            # for minutes) must not stop, or this worker's own trial would go stale too.
+            tags = {"optuna.state": "FAIL", "optuna.reason": reason}
+            threading.Thread(target=tracking.end_lost_run, args=(uri, run_id, tags), daemon=True).start()
 
     def _study(self, storage: optuna.storages.RDBStorage, name: str, space: dict) -> optuna.Study:
         pruner = instantiate(self.pruner_config)
@@ -348,7 +351,7 @@ class OptunaSweeperImpl(Sweeper):
             # The job ended without telling Optuna (an error before training, or a task that does
             # not report): settle it from what the launcher returned.
             frozen = self._settle(study, trial, result)
-        reason = frozen.user_attrs.get(sweeping.REASON)
+        reason = frozen.user_attrs.get(sweeping.REASON, "no heartbeat: marked FAIL by a worker")
         value = f"{frozen.value:.4f}" if frozen.state == TrialState.COMPLETE else reason
         log.info("trial %d %s: %s  (%s)", frozen.number, frozen.state.name, value, " ".join(f"{k}={v}" for k, v in frozen.params.items()))
         if frozen.state == TrialState.FAIL:
