@@ -30,22 +30,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def postgres_bin() -> Path | None:
+    """Where initdb and pg_ctl are: on PATH, or Debian's versioned folder, which is not on PATH."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, Any]]:
     pytest.importorskip("psycopg", reason="PostgreSQL driver absent: pip install -e '.[distributed]'")
     import psycopg
 
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) absent")
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) absent: .ci/run installs them")
     # PostgreSQL refuses to run as root: run it as the postgres user in a folder it owns.
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     root = Path(tempfile.mkdtemp(prefix="colorize-pg-"))
     if as_postgres:
         shutil.chown(root, "postgres")
     data, pg_port, mlflow_port = root / "data", free_port(), free_port()
-    subprocess.run([*as_postgres, "initdb", "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
     options = f"-p {pg_port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_postgres, "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "pg.log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "pg.log"), "-w", "start"], check=True, capture_output=True)
     server = None
     try:
         db = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_port}"
@@ -80,11 +90,11 @@ def servers() -> Iterator[dict[str, Any]]:
     finally:
         if server is not None:
             stop_server()
-        subprocess.run([*as_postgres, "pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.slow
+@pytest.mark.scale_out
 def test_three_workers_share_one_study_and_a_killed_worker_is_replaced(servers: dict[str, Any], tmp_path: Path) -> None:
     command = sweep_cmd(
         tmp_path, "sweep=smoke", "trainer.epochs=2", "hydra.sweeper.n_trials=9", "hydra.sweeper.heartbeat_interval=5",
