@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from colorize.config import register
 from hydra_plugins.colorize_sweeper._impl import distribution
-from tests.conftest import PROJECT, runs
+from tests.conftest import PROJECT, run_cli, runs
 
 TINY = ["data.limit=200", "tracking.grid_images=2"]  # 160 train / 40 val patches: seconds per trial
 
@@ -212,3 +212,15 @@ def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path, 
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(named)
     assert "Traceback" not in result.stderr and "secret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "launcher, target",
+    [("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+     ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")],
+)
+def test_shipped_launcher_configs_compose(tmp_path: Path, launcher: str, target: str) -> None:
+    pytest.importorskip(f"hydra_plugins.hydra_{'joblib' if launcher == 'joblib' else 'submitit'}_launcher", reason="pip install -e '.[distributed]'")
+    result = run_cli("train", tmp_path, "sweep=smoke", f"launcher={launcher}", "--cfg", "hydra")
+    assert result.returncode == 0, result.stderr
+    assert f"_target_: {target}" in result.stdout
