@@ -36,7 +36,7 @@ def colorize(cfg: DictConfig) -> int:
     source = Path(cfg.input)
     if not source.exists():
         raise ColorizeError(f"input={source} does not exist")
-    files = data.list_images(source) if source.is_dir() else [source]
+    files = [Path(f) for f in data.list_images(source)] if source.is_dir() else [source]
     device = pick_device(cfg.device)
     model, trained = colorizer.load(cfg.checkpoint, cfg.tracking.uri)
     model = model.to(device)

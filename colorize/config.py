@@ -117,6 +117,7 @@ class TrainerConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, else 32), 32, or bf16 (autocast)
     channels_last: bool = False  # NHWC memory format for the model and inputs
     compile: bool = False  # torch.compile the model (about 30 s of compiling on a CPU)
+    lr_schedule: str = "constant"  # or cosine: the lr decays to 0 over trainer.epochs, per epoch
 
 
 @dataclass
@@ -209,6 +210,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("data.limit", lambda v: v is None or v >= 2, "must be >= 2 or null"),
     ("tracking.grid_every", lambda v: v >= 1, "must be >= 1"),
     ("trainer.precision", lambda v: v in ("auto", "32", "bf16"), "must be auto, 32 or bf16"),
+    ("trainer.lr_schedule", lambda v: v in ("constant", "cosine"), "must be constant or cosine"),
 ]
 
 

@@ -29,16 +29,18 @@ class Images:
 
     gray: torch.Tensor  # (N, 1, H, W) uint8, OpenCV's gray: the input of rgb-target models
     rgb: torch.Tensor  # (N, 3, H, W) uint8, the ground truth
-    lab: torch.Tensor  # (N, 3, H, W) float32 CIE Lab of rgb: L is the input of lab-target models
+    # (N, 3, H, W) float32 CIE Lab of rgb: L is the input of lab-target models; None for rgb-target
+    # runs, which never read it.
+    lab: Optional[torch.Tensor]
 
     def __len__(self) -> int:
         return self.gray.shape[0]
 
     def __getitem__(self, index: torch.Tensor | slice) -> "Images":
-        return Images(self.gray[index], self.rgb[index], self.lab[index])
+        return Images(self.gray[index], self.rgb[index], None if self.lab is None else self.lab[index])
 
     def to(self, device: torch.device) -> "Images":
-        return Images(self.gray.to(device), self.rgb.to(device), self.lab.to(device))
+        return Images(self.gray.to(device), self.rgb.to(device), None if self.lab is None else self.lab.to(device))
 
 
 @dataclass
@@ -47,12 +49,14 @@ class Split:
     val: Images
 
 
-def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), batch_size: int = 5000) -> Images:
-    """(N, H, W, 3) uint8 RGB -> Images on `device`; gray and Lab made once for the whole set."""
+def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), with_lab: bool = True, batch_size: int = 5000) -> Images:
+    """(N, H, W, 3) uint8 RGB -> Images on `device`; gray (and Lab) made once for the whole set."""
     gray = torch.from_numpy(rgb_to_gray(rgb)).unsqueeze(1).to(device)
     pixels = torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).contiguous()
-    # Lab in chunks on the device: the float intermediates of the whole set at once would be ~10x its size.
-    lab = torch.cat([rgb_to_lab(as_float(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)])
+    lab = None
+    if with_lab:
+        # In chunks on the device: the float intermediates of the whole set at once would be ~10x its size.
+        lab = torch.cat([rgb_to_lab(as_float(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)])
     return Images(gray=gray.contiguous(), rgb=pixels, lab=lab)
 
 
@@ -83,25 +87,33 @@ def resize_center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
     return resized[top : top + size, left : left + size]
 
 
-def read_rgb(path: Path) -> Optional[np.ndarray]:
+def read_rgb(path: str | Path) -> Optional[np.ndarray]:
     """Decode one image file to uint8 RGB, or None when it cannot be read."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def list_images(root: Path) -> list[Path]:
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def list_images(root: Path) -> list[str]:
+    # os.walk and plain strings, not Path.rglob: every warm start lists the folder (30,000 files for
+    # CIFAR-10), and Path objects made it several times slower.
+    files = sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(root)
+        for name in names
+        if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    )
     if not files:
         raise ColorizeError(f"data.root={root} holds no .jpg/.jpeg/.png images")
     return files
 
 
-def _cache_key(root: Path, files: list[Path], image_size: int) -> str:
+def _cache_key(root: Path, files: list[str], image_size: int) -> str:
     # Names, sizes and modification times: a changed, added or removed file invalidates the cache.
     digest = hashlib.sha1(f"{root.resolve()}|{image_size}".encode())
+    prefix = len(str(root))
     for path in files:
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        stat = os.stat(path)
+        digest.update(f"{path[prefix:]}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -182,12 +194,15 @@ def load(
     skip_bad: bool,
     cache_dir: Path,
     device: torch.device,
+    with_lab: bool = True,
 ) -> Split:
+    """The train and val parts, with Lab only for lab-target models (`with_lab`): the rest never
+    read it, and it is the costliest conversion, at 4x the bytes."""
     rgb = load_rgb(source, root, image_size, skip_bad, cache_dir)
     # Split the uint8 array first: only the images in use get gray and Lab, and no second copy of
     # the converted set is ever held.
     train, val = split_indices(len(rgb), val_fraction, seed, limit)
-    return Split(train=from_rgb(rgb[train.numpy()], device), val=from_rgb(rgb[val.numpy()], device))
+    return Split(train=from_rgb(rgb[train.numpy()], device, with_lab), val=from_rgb(rgb[val.numpy()], device, with_lab))
 
 
 def load_test(

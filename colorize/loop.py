@@ -4,7 +4,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from tqdm import tqdm
@@ -32,12 +32,18 @@ class Epoch:
     val: dict[str, float]
     seconds: float  # training part only, evaluation excluded
     images_per_second: float
+    lr: float  # the learning rate this epoch trained with
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Cosine decay by epoch (1-based): base_lr for the first epoch, falling towards 0 after the last."""
+    return base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
 
 
 def train_epoch(
@@ -77,12 +83,18 @@ def fit(
     settings: Settings,
     shuffle: torch.Generator,
     start_epoch: int = 1,
+    lr_at: Optional[Callable[[int], float]] = None,
 ) -> Iterator[Epoch]:
-    """Train epochs start_epoch..epochs, yielding each one's losses and val metrics."""
+    """Train epochs start_epoch..epochs, yielding each one's losses and val metrics. `lr_at(epoch)`
+    sets each epoch's learning rate; a pure function of the epoch, so a resumed run follows it too."""
     for epoch in range(start_epoch, epochs + 1):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(epoch)
         started = time.perf_counter()
         train_loss = train_epoch(model, optimizer, loss_fn, data.train, settings, shuffle)
         seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise DivergedError(f"training diverged: train loss is {train_loss} at epoch {epoch} (lower optimizer.lr)")
-        yield Epoch(epoch, train_loss, evaluate(model, data.val, loss_fn), seconds, len(data.train) / seconds)
+        lr = optimizer.param_groups[0]["lr"]
+        yield Epoch(epoch, train_loss, evaluate(model, data.val, loss_fn), seconds, len(data.train) / seconds, lr)

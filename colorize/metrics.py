@@ -5,7 +5,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from colorize.color import as_float, lab_to_rgb
+from colorize.color import as_float, lab_to_rgb, rgb_to_lab
 from colorize.colorizer import Colorizer
 from colorize.data import Images
 
@@ -107,7 +107,7 @@ def baselines(images: Images, batch_size: int = 1000) -> dict[str, float]:
     for batch in batches(images, batch_size):
         truth = as_float(batch.rgb)
         gray_copy.add(as_float(batch.gray).expand(-1, 3, -1, -1), truth)
-        neutral = batch.lab.clone()
+        neutral = batch.lab.clone() if batch.lab is not None else rgb_to_lab(truth)
         neutral[:, 1:] = 0
         lab_zero_ab.add(lab_to_rgb(neutral), truth)
     return {

@@ -96,4 +96,4 @@ def test_cifar10_jpeg_folder_loads(cifar_train: Path, tmp_path: Path) -> None:
     rgb = data.load_folder(cifar_train, 32, skip_bad=False, cache_dir=tmp_path)
     assert rgb.shape == (30_000, 32, 32, 3)
     # The layout is train/<class>/NNNN.jpg: ten classes of 3,000.
-    assert len({p.parent.name for p in data.list_images(cifar_train)}) == 10
+    assert len({Path(p).parent.name for p in data.list_images(cifar_train)}) == 10

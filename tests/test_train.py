@@ -120,3 +120,19 @@ def test_hydra_help_is_fast_and_lists_groups(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "model: convae, convnet, unet" in result.stdout and "optimizer: adam, adamw, sgd" in result.stdout
     assert "loss: l1, mse, smooth_l1" in result.stdout
+
+
+def test_cosine_schedule_decays_the_lr_and_resume_follows_it(tmp_path: Path) -> None:
+    straight, first, resumed = tmp_path / "straight", tmp_path / "first", tmp_path / "resumed"
+    for root in (straight, first, resumed):
+        root.mkdir()
+    cosine = ["trainer.lr_schedule=cosine", *QUICK]
+    assert run_cli("train", straight, "trainer.epochs=2", *cosine).returncode == 0
+    [run] = runs(straight)
+    assert [m.value for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "lr")] == pytest.approx([1e-3, 5e-4])
+    assert run_cli("train", first, "trainer.epochs=1", *cosine).returncode == 0
+    last = next(first.glob("outputs/*/*/checkpoints/last.pt"))
+    assert run_cli("train", resumed, "trainer.epochs=2", f"trainer.resume={last}", *cosine).returncode == 0
+    a = checkpoint.load(next(straight.glob("outputs/*/*/checkpoints/last.pt")))
+    b = checkpoint.load(next(resumed.glob("outputs/*/*/checkpoints/last.pt")))
+    assert all(torch.equal(tensor, b["model"][name]) for name, tensor in a["model"].items())
