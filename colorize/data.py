@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -174,57 +174,65 @@ def load_cifar10(root: Path, train: bool) -> np.ndarray:
         ) from None
 
 
-def load_rgb(
-    source: str, root: Optional[str], image_size: int, skip_bad: bool, cache_dir: Path
-) -> np.ndarray:
-    if source == "sample":
-        return load_sample(image_size)
-    if source == "cifar10":
-        return load_cifar10(Path(root), train=True)
-    return load_folder(Path(root), image_size, skip_bad, cache_dir)
+@dataclass(frozen=True)
+class Source:
+    """Which images, and how they are cut and split: the `data` config as typed values."""
+
+    source: str  # sample, cifar10 or folder
+    root: Optional[str]
+    image_size: int
+    val_fraction: float
+    seed: int
+    limit: Optional[int]
+    skip_bad: bool
+    cache_dir: Path
+
+    @classmethod
+    def from_config(cls, data: Any, cache_dir: str) -> "Source":
+        """From a composed `data` config node (colorize.config.DataConfig)."""
+        return cls(
+            source=data.source.value,
+            root=data.root,
+            image_size=data.image_size,
+            val_fraction=data.val_fraction,
+            seed=data.seed,
+            limit=data.limit,
+            skip_bad=data.on_bad_image.value == "skip",
+            cache_dir=Path(cache_dir),
+        )
 
 
-def load(
-    source: str,
-    root: Optional[str],
-    image_size: int,
-    val_fraction: float,
-    seed: int,
-    limit: Optional[int],
-    skip_bad: bool,
-    cache_dir: Path,
-    device: torch.device,
-    with_lab: bool = True,
-) -> Split:
+def load_rgb(spec: Source) -> np.ndarray:
+    if spec.source == "sample":
+        return load_sample(spec.image_size)
+    if spec.source == "cifar10":
+        return load_cifar10(Path(spec.root), train=True)
+    return load_folder(Path(spec.root), spec.image_size, spec.skip_bad, spec.cache_dir)
+
+
+def load(spec: Source, device: torch.device, with_lab: bool = True) -> Split:
     """The train and val parts, with Lab only for lab-target models (`with_lab`): the rest never
     read it, and it is the costliest conversion, at 4x the bytes."""
-    rgb = load_rgb(source, root, image_size, skip_bad, cache_dir)
+    rgb = load_rgb(spec)
     # Split the uint8 array first: only the images in use get gray and Lab, and no second copy of
     # the converted set is ever held.
-    train, val = split_indices(len(rgb), val_fraction, seed, limit)
+    train, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)
     return Split(train=from_rgb(rgb[train.numpy()], device, with_lab), val=from_rgb(rgb[val.numpy()], device, with_lab))
 
 
-def load_test(
-    source: str,
-    root: Optional[str],
-    image_size: int,
-    val_fraction: float,
-    seed: int,
-    limit: Optional[int],
-    skip_bad: bool,
-    cache_dir: Path,
-    device: torch.device,
-) -> tuple[Images, str]:
+def load_test(spec: Source, device: torch.device) -> tuple[Images, str]:
     """The official test split where the data has one, else the held-out split; and its name."""
-    if source == "cifar10":
-        images, name = from_rgb(load_cifar10(Path(root), train=False), device), "CIFAR-10 test set"
-    elif source == "folder" and Path(root).name == "train" and (Path(root).parent / "test").is_dir():
-        test = Path(root).parent / "test"
-        images, name = from_rgb(load_folder(test, image_size, skip_bad, cache_dir), device), f"test folder {test}"
+    root = Path(spec.root) if spec.root else None
+    if spec.source == "cifar10":
+        images, name = from_rgb(load_cifar10(root, train=False), device), "CIFAR-10 test set"
+    elif spec.source == "folder" and root.name == "train" and (root.parent / "test").is_dir():
+        test = root.parent / "test"
+        images, name = from_rgb(load_folder(test, spec.image_size, spec.skip_bad, spec.cache_dir), device), f"test folder {test}"
     else:
-        held_out = load(source, root, image_size, val_fraction, seed, limit, skip_bad, cache_dir, device).val
-        return held_out, f"held-out split of data={source} (data.val_fraction={val_fraction}, data.seed={seed})"
-    if limit:  # a seeded subset, so a class-sorted folder still gives every class
-        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit]]
+        rgb = load_rgb(spec)
+        _, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)  # the train part is never converted
+        name = f"held-out split of data={spec.source} (data.val_fraction={spec.val_fraction}, data.seed={spec.seed})"
+        return from_rgb(rgb[val.numpy()], device), name
+    if spec.limit:  # a seeded subset, so a class-sorted folder still gives every class
+        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(spec.seed))[: spec.limit]]
     return images, name

@@ -40,17 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # The data the model was trained on, unless the command line names other data.
     data_cfg = cfg.data if cfg.data is not None else OmegaConf.merge(OmegaConf.structured(DataConfig), trained["data"])
     check(OmegaConf.create({"data": data_cfg}))
-    images, split_name = data.load_test(
-        source=data_cfg.source.value,
-        root=data_cfg.root,
-        image_size=data_cfg.image_size,
-        val_fraction=data_cfg.val_fraction,
-        seed=data_cfg.seed,
-        limit=data_cfg.limit,
-        skip_bad=data_cfg.on_bad_image.value == "skip",
-        cache_dir=Path(cfg.paths.cache_dir),
-        device=device,
-    )
+    images, split_name = data.load_test(data.Source.from_config(data_cfg, cfg.paths.cache_dir), device)
     if model.fixed_size is not None and images.rgb.shape[-1] != model.fixed_size:
         raise ColorizeError(f"data.image_size={images.rgb.shape[-1]} but the checkpoint's model works at {model.fixed_size} only")
     loss_fn = instantiate(trained["loss"]) if "loss" in trained else torch.nn.MSELoss()

@@ -44,18 +44,7 @@ def train(cfg: DictConfig) -> float:
     device = pick_device(cfg.trainer.device)
     resume = checkpoint.load(cfg.trainer.resume) if cfg.trainer.resume else None
     torch.manual_seed(cfg.trainer.seed)
-    split = data.load(
-        source=cfg.data.source.value,
-        root=cfg.data.root,
-        image_size=cfg.data.image_size,
-        val_fraction=cfg.data.val_fraction,
-        seed=cfg.data.seed,
-        limit=cfg.data.limit,
-        skip_bad=cfg.data.on_bad_image.value == "skip",
-        cache_dir=Path(cfg.paths.cache_dir),
-        device=device,
-        with_lab=cfg.model.target == Target.lab,
-    )
+    split = data.load(data.Source.from_config(cfg.data, cfg.paths.cache_dir), device, with_lab=cfg.model.target == Target.lab)
     model = colorizer.build(cfg.model).to(device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)

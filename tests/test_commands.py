@@ -63,9 +63,11 @@ def test_evaluate_uses_the_test_folder_beside_train(tmp_path: Path) -> None:
         (tmp_path / part).mkdir()
         for i in range(count):
             cv2.imwrite(str(tmp_path / part / f"{i}.png"), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
-    images, name = data.load_test("folder", str(tmp_path / "train"), 32, 0.2, 0, None, False, tmp_path / "cache", "cpu")
+    spec = data.Source("folder", str(tmp_path / "train"), 32, 0.2, 0, None, False, tmp_path / "cache")
+    images, name = data.load_test(spec, torch.device("cpu"))
     assert len(images) == 4 and "test folder" in name
-    held_out, name = data.load_test("folder", str(tmp_path / "test"), 32, 0.5, 0, None, False, tmp_path / "cache", "cpu")
+    spec = data.Source("folder", str(tmp_path / "test"), 32, 0.5, 0, None, False, tmp_path / "cache")
+    held_out, name = data.load_test(spec, torch.device("cpu"))
     assert len(held_out) == 2 and "held-out" in name  # no test/ beside test/: half of it, held out
 
 
