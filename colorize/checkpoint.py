@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from colorize.config import ColorizeError
+from colorize.errors import ColorizeError, one_line
 
 
 def save(state: dict[str, Any], path: Path) -> None:
@@ -23,5 +23,4 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        reason = (str(error).splitlines() or [""])[0]
-        raise ColorizeError(f"checkpoint {path} cannot be read ({type(error).__name__}: {reason})") from None
+        raise ColorizeError(f"checkpoint {path} cannot be read ({one_line(error)})") from None

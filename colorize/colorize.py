@@ -7,7 +7,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from colorize.config import ColorizeError, Resolution, register, require
+from colorize import cli
+from colorize.config import Resolution, register, require
+from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 register()
@@ -70,10 +72,7 @@ def colorize(cfg: DictConfig) -> int:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="colorize")
 def main(cfg: DictConfig) -> None:
-    try:
-        colorize(cfg)
-    except ColorizeError as error:
-        raise SystemExit(f"colorize: error: {error}") from None
+    cli.run(colorize, cfg)
 
 
 if __name__ == "__main__":

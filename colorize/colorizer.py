@@ -11,7 +11,8 @@ from torch import nn
 
 from colorize import checkpoint
 from colorize.color import AB_SCALE, L_SCALE, as_float, lab_to_rgb
-from colorize.config import ColorizeError, Target
+from colorize.config import Target
+from colorize.errors import ColorizeError, first_line
 from colorize.data import Images
 
 
@@ -75,6 +76,5 @@ def load(source: str, tracking_uri: str) -> tuple[Colorizer, dict[str, Any]]:
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:  # missing, unexpected or mis-shaped weights
-        reason = (str(error).splitlines() or [""])[0]
-        raise ColorizeError(f"checkpoint {source}: its weights do not fit the model in its config ({reason})") from None
+        raise ColorizeError(f"checkpoint {source}: its weights do not fit the model in its config ({first_line(error)})") from None
     return model.eval(), state["config"]

@@ -8,13 +8,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-
-class ColorizeError(Exception):
-    """A user-facing problem (bad config, bad data, diverged run): printed as one line."""
-
-
-class DivergedError(ColorizeError):
-    """The loss became NaN or inf: a sweep records the trial as pruned, not as a crash."""
+from colorize.errors import ColorizeError
 
 
 class DataSource(str, Enum):
@@ -129,6 +123,17 @@ class TrackingConfig:
     grid_images: int = 8
 
 
+# What a run reports as its result: `train` returns it, and a sweep optimises it. Every val_* metric
+# a run logs can be chosen (val_loss is in the model's loss space; the rest are on RGB).
+OBJECTIVE_METRICS = ("val_loss", "val_psnr", "val_psnr_per_image", "val_ssim", "val_colorfulness", "val_colorfulness_ratio")
+
+
+@dataclass
+class ObjectiveConfig:
+    metric: str = "val_psnr"  # dB, of the last trained epoch
+    direction: str = "maximize"  # or minimize (val_loss)
+
+
 @dataclass
 class TrialConfig:
     """Set by the sweeper (hydra_plugins/colorize_sweeper) on each trial it launches; null otherwise."""
@@ -147,6 +152,7 @@ class TrainConfig:
     loss: Any = None  # a group option: `_target_` picks the loss module
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     trial: TrialConfig = field(default_factory=TrialConfig)
 
 
@@ -211,6 +217,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("tracking.grid_every", lambda v: v >= 1, "must be >= 1"),
     ("trainer.precision", lambda v: v in ("auto", "32", "bf16"), "must be auto, 32 or bf16"),
     ("trainer.lr_schedule", lambda v: v in ("constant", "cosine"), "must be constant or cosine"),
+    ("objective.metric", lambda v: v in OBJECTIVE_METRICS, f"must be one of {', '.join(OBJECTIVE_METRICS)}"),
+    ("objective.direction", lambda v: v in ("minimize", "maximize"), "must be minimize or maximize"),
 ]
 
 

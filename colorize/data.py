@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from colorize.color import as_float, rgb_to_gray, rgb_to_lab
-from colorize.config import ColorizeError
+from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 

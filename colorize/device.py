@@ -2,7 +2,7 @@
 
 import torch
 
-from colorize.config import ColorizeError
+from colorize.errors import ColorizeError
 
 
 def pick_device(name: str) -> torch.device:

@@ -9,7 +9,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from colorize.config import ColorizeError, DataConfig, check, register, require
+from colorize import cli
+from colorize.config import DataConfig, check, register, require
+from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 register()
@@ -66,10 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except ColorizeError as error:
-        raise SystemExit(f"colorize: error: {error}") from None
+    cli.run(evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from colorize.colorizer import Colorizer
-from colorize.config import DivergedError
+from colorize.errors import DivergedError
 from colorize.data import Images, Split
 from colorize.metrics import LossFn, evaluate
 

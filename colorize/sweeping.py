@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from optuna.trial import FrozenTrial, TrialState
 
 from colorize import tracking
-from colorize.config import ColorizeError, DivergedError
+from colorize.errors import ColorizeError, DivergedError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ def open_storage(
                 failure = error
                 break
     raise ColorizeError(f"Optuna storage {tracking.hide_password(url)}: {one_line(failure)}")
-
-
-def one_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
 
 
 class SweepTrial:

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from torch import nn
 
-from colorize.config import ColorizeError
+from colorize.errors import ColorizeError, first_line
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 
@@ -113,7 +113,7 @@ def start_run(
             resume_run_id = None
         run = mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id)
     except MlflowException as error:
-        raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(error.message.splitlines()[0])}") from None
+        raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(first_line(error))}") from None
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         if resume_run_id is None:
@@ -136,8 +136,7 @@ def download_checkpoint(uri: str, tracking_uri: str, artifact: str = "checkpoint
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact))
     except (MlflowException, OSError) as error:
-        reason = (str(getattr(error, "message", error)).splitlines() or [""])[0]
-        raise ColorizeError(f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {hide_password(tracking_uri)} ({reason})") from None
+        raise ColorizeError(f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {hide_password(tracking_uri)} ({first_line(error)})") from None
 
 
 def _run_exists(run_id: str) -> bool:
@@ -196,7 +195,7 @@ class ParentRun:
             client = mlflow.MlflowClient(uri)
             run = client.create_run(_experiment_id(experiment, uri), run_name=run_name, tags={k: hide_password(v) for k, v in tags.items()})
         except MlflowException as error:
-            raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(error.message.splitlines()[0])}") from None
+            raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(first_line(error))}") from None
         parent = cls(uri, run.info.run_id)
         for key, value in params.items():
             client.log_param(parent.run_id, key, hide_password(str(value))[:MAX_PARAM_CHARS])

@@ -3,23 +3,19 @@
 import contextlib
 import logging
 import math
-import signal
 from functools import partial
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from colorize.config import ColorizeError, Target, check, register
+from colorize import cli
+from colorize.config import Target, check, register
+from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 register()
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")  # SIGTERM ends the run as KILLED, like Ctrl-C
 
 
 def train(cfg: DictConfig) -> float:
@@ -136,7 +132,8 @@ def train(cfg: DictConfig) -> float:
                 result.epoch, cfg.trainer.epochs, result.train_loss, val["loss"], val["psnr"], val["colorfulness_ratio"],
                 result.seconds, result.images_per_second,
             )
-            if trial is not None and trial.should_stop(val["psnr"], result.epoch, cfg.trainer.epochs):
+            objective = val[cfg.objective.metric.removeprefix("val_")]
+            if trial is not None and trial.should_stop(objective, result.epoch, cfg.trainer.epochs):
                 break
         if start_epoch == 1:
             # The baselines do not change with training: logged once, at step 0 beside val_*, and
@@ -150,18 +147,12 @@ def train(cfg: DictConfig) -> float:
             if path.exists():
                 run.artifact(path, "checkpoints")
         run.model(model.cpu(), model.inputs(split.val[:2]).cpu())
-    return val["psnr"]
+    return objective
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return train(cfg)
-    except ColorizeError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the trial as failed and goes on; SystemExit would end the sweep
-        raise SystemExit(f"colorize: error: {error}") from None
+    return cli.run(train, cfg)
 
 
 if __name__ == "__main__":

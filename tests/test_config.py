@@ -4,7 +4,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from colorize.config import ColorizeError, check
+from colorize.config import check
+from colorize.errors import ColorizeError
 from tests.conftest import run_cli, runs
 
 

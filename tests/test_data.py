@@ -8,7 +8,7 @@ import torch
 
 from colorize import data
 from colorize.color import rgb_to_gray
-from colorize.config import ColorizeError
+from colorize.errors import ColorizeError
 
 
 def write_images(folder: Path, count: int, size: int = 40) -> None:

@@ -7,7 +7,8 @@ from torch import nn
 
 from colorize import checkpoint, tracking
 from colorize.colorizer import Colorizer
-from colorize.config import ColorizeError, Target
+from colorize.config import Target
+from colorize.errors import ColorizeError
 from colorize.data import Images, Split
 from colorize.loop import Settings, fit
 from tests.conftest import QUICK, run_cli, runs

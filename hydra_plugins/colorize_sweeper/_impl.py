@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import colorize.plots  # noqa: F401  (selects matplotlib's file-only backend before any figure)
 from colorize import sweeping, tracking
-from colorize.config import ColorizeError
+from colorize.errors import ColorizeError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Heartbeat:
                     storage.record_heartbeat(trial_id)
                     fail_stale_trials(study)
                 except Exception as error:  # a short database outage; the next beat retries
-                    log.warning("heartbeat of trial id %d: %s", trial_id, sweeping.one_line(error))
+                    log.warning("heartbeat of trial id %d: %s", trial_id, one_line(error))
 
         self.thread = threading.Thread(target=beat, daemon=True)
         self.thread.start()
@@ -329,7 +329,7 @@ class OptunaSweeperImpl(Sweeper):
                 state = self._run_one(study, storage, trial, trial_id, fixed)
             except BaseException as error:
                 if storage.get_trial(trial_id).state == TrialState.RUNNING:
-                    reason = "interrupted" if isinstance(error, KeyboardInterrupt) else sweeping.one_line(error)
+                    reason = "interrupted" if isinstance(error, KeyboardInterrupt) else one_line(error)
                     trial.set_user_attr(sweeping.REASON, reason)
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise
@@ -372,7 +372,7 @@ class OptunaSweeperImpl(Sweeper):
                 result.return_value  # raises the job's exception
                 reason = "the job failed"
             except Exception as error:
-                reason = sweeping.one_line(error)
+                reason = one_line(error)
         trial.set_user_attr(sweeping.REASON, reason)
         return study.tell(trial, state=TrialState.FAIL)
 
@@ -436,7 +436,7 @@ class OptunaSweeperImpl(Sweeper):
                 try:
                     axes = plot(study)
                 except Exception as error:  # e.g. importances need two or more complete trials
-                    log.info("no %s: %s", name, sweeping.one_line(error))
+                    log.info("no %s: %s", name, one_line(error))
                     continue
             axes = axes.flat[0] if hasattr(axes, "flat") else axes
             figure = axes.figure
