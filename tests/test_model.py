@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from colorize import colorizer
+from colorize import wrapper
 from colorize.models.convnet import ConvNet
 
 SIZES = [(32, 32), (37, 45), (9, 16), (64, 24)]  # all but the first need padding to a multiple of 2^depth
@@ -17,19 +17,19 @@ def test_convnet_matches_the_seed() -> None:
 
 @pytest.mark.parametrize("batch", [1, 7, 100])
 def test_convnet_any_batch_size(compose_cfg, batch: int) -> None:
-    model = colorizer.build(compose_cfg().model)
+    model = wrapper.build(compose_cfg().model)
     out = model(torch.rand(batch, 1, 32, 32))
     assert out.shape == (batch, 3, 32, 32)
     assert 0 <= out.min() and out.max() <= 1  # the seed's sigmoid
 
 
 def test_width_scales_channels_and_hidden_units(compose_cfg) -> None:
-    net = colorizer.build(compose_cfg("model.width=2").model).net
+    net = wrapper.build(compose_cfg("model.width=2").model).net
     assert isinstance(net, ConvNet)
     assert [tuple(p.shape) for p in net.parameters()][::2] == [(32, 1, 3, 3), (64, 32, 3, 3), (1024, 3136), (3072, 1024)]
 
 
-def train_one_step(model: colorizer.Colorizer, gray: torch.Tensor, target: torch.Tensor) -> None:
+def train_one_step(model: wrapper.Colorizer, gray: torch.Tensor, target: torch.Tensor) -> None:
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss = torch.nn.functional.l1_loss(model.predict(gray), target)
@@ -44,7 +44,7 @@ def train_one_step(model: colorizer.Colorizer, gray: torch.Tensor, target: torch
 @pytest.mark.parametrize("target", ["rgb", "lab"])
 @pytest.mark.parametrize("height, width", SIZES)
 def test_fully_convolutional_models_take_any_size(compose_cfg, family: str, target: str, height: int, width: int) -> None:
-    model = colorizer.build(compose_cfg(f"model={family}", "model.width=4", "model.depth=3", f"model.target={target}").model)
+    model = wrapper.build(compose_cfg(f"model={family}", "model.width=4", "model.depth=3", f"model.target={target}").model)
     gray = torch.rand(2, 1, height, width)
     prediction = model.predict(gray)
     assert prediction.shape == (2, 3 if target == "rgb" else 2, height, width)  # lab models predict ab
@@ -55,22 +55,22 @@ def test_fully_convolutional_models_take_any_size(compose_cfg, family: str, targ
 
 @pytest.mark.parametrize("target", ["rgb", "lab"])
 def test_convnet_trains_a_step_in_either_space(compose_cfg, target: str) -> None:
-    model = colorizer.build(compose_cfg(f"model.target={target}").model)
+    model = wrapper.build(compose_cfg(f"model.target={target}").model)
     gray = torch.rand(4, 1, 32, 32)
     assert model(gray).shape == (4, 3, 32, 32)
     train_one_step(model, gray, torch.rand_like(model.predict(gray)))
 
 
 def test_depth_and_width_shape_the_unet(compose_cfg) -> None:
-    net = colorizer.build(compose_cfg("model=unet", "model.width=8", "model.depth=2").model).net
-    assert net.stem[0].out_channels == 8 and net.down[-1][1][0].out_channels == 32  # 8 -> 16 -> 32
-    assert len(net.down) == len(net.upsample) == 2
+    net = wrapper.build(compose_cfg("model=unet", "model.width=8", "model.depth=2").model).net
+    assert net.encoder.stem[0].out_channels == 8 and net.encoder.down[-1][1][0].out_channels == 32  # 8 -> 16 -> 32
+    assert len(net.encoder.down) == len(net.upsample) == 2
 
 
 def test_lab_model_keeps_the_input_luminance(compose_cfg) -> None:
     from colorize.color import rgb_to_lab
 
-    model = colorizer.build(compose_cfg("model=unet", "model.width=4", "model.target=lab").model).eval()
+    model = wrapper.build(compose_cfg("model=unet", "model.width=4", "model.target=lab").model).eval()
     lightness = torch.rand(2, 1, 16, 16) * 0.8 + 0.1  # mid tones: no gamut clipping of L
     with torch.no_grad():
         rgb = model(lightness)

@@ -1,4 +1,4 @@
-"""Layers shared by the fully convolutional families."""
+"""Layers shared by the fully convolutional families: the conv block and the encoder both use."""
 
 import torch
 import torch.nn.functional as F
@@ -24,3 +24,23 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     if h % multiple == 0 and w % multiple == 0:
         return x
     return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate")
+
+
+class Encoder(nn.Module):
+    """A stem block at full resolution, then `depth` levels of 2x max-pool and a block, each level
+    with twice the channels of the one above."""
+
+    def __init__(self, width: int, depth: int) -> None:
+        super().__init__()
+        self.depth = depth
+        self.channels = [width * 2**level for level in range(depth + 1)]
+        self.stem = block(1, self.channels[0])
+        self.down = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), block(self.channels[i], self.channels[i + 1])) for i in range(depth))
+
+    def forward(self, gray: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 1, H, W) -> each level's features, full resolution first, the bottleneck last; H and W
+        are padded up to a multiple of 2^depth (the decoder crops back)."""
+        features = [self.stem(pad_to_multiple(gray, 2**self.depth))]
+        for down in self.down:
+            features.append(down(features[-1]))
+        return features

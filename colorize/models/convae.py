@@ -3,18 +3,14 @@
 import torch
 from torch import nn
 
-from colorize.models.blocks import block, pad_to_multiple
+from colorize.models.blocks import Encoder, block
 
 
 class ConvAE(nn.Module):
     def __init__(self, width: int = 32, depth: int = 3, out_channels: int = 3) -> None:
         super().__init__()
-        self.depth = depth
-        channels = [width * 2**level for level in range(depth + 1)]  # doubled at each level down
-        self.stem = block(1, channels[0])
-        self.down = nn.ModuleList(
-            nn.Sequential(nn.MaxPool2d(2), block(channels[i], channels[i + 1])) for i in range(depth)
-        )
+        self.encoder = Encoder(width, depth)
+        channels = self.encoder.channels
         self.up = nn.ModuleList(
             nn.Sequential(nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2), block(channels[i], channels[i]))
             for i in reversed(range(depth))
@@ -24,9 +20,7 @@ class ConvAE(nn.Module):
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> (B, out_channels, H, W), any H and W."""
         h, w = gray.shape[-2:]
-        x = self.stem(pad_to_multiple(gray, 2**self.depth))
-        for down in self.down:
-            x = down(x)
+        x = self.encoder(gray)[-1]  # only the bottleneck: no skip connections
         for up in self.up:
             x = up(x)
         return self.head(x)[..., :h, :w]

@@ -4,18 +4,14 @@ edges found at full resolution reach the output instead of being rebuilt from th
 import torch
 from torch import nn
 
-from colorize.models.blocks import block, pad_to_multiple
+from colorize.models.blocks import Encoder, block
 
 
 class UNet(nn.Module):
     def __init__(self, width: int = 32, depth: int = 3, out_channels: int = 3) -> None:
         super().__init__()
-        self.depth = depth
-        channels = [width * 2**level for level in range(depth + 1)]  # doubled at each level down
-        self.stem = block(1, channels[0])
-        self.down = nn.ModuleList(
-            nn.Sequential(nn.MaxPool2d(2), block(channels[i], channels[i + 1])) for i in range(depth)
-        )
+        self.encoder = Encoder(width, depth)
+        channels = self.encoder.channels
         levels = list(reversed(range(depth)))
         self.upsample = nn.ModuleList(nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2) for i in levels)
         self.merge = nn.ModuleList(block(2 * channels[i], channels[i]) for i in levels)  # upsampled + skip
@@ -24,11 +20,7 @@ class UNet(nn.Module):
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> (B, out_channels, H, W), any H and W."""
         h, w = gray.shape[-2:]
-        x = self.stem(pad_to_multiple(gray, 2**self.depth))
-        skips = []
-        for down in self.down:
-            skips.append(x)
-            x = down(x)
+        *skips, x = self.encoder(gray)
         for upsample, merge in zip(self.upsample, self.merge):
             x = merge(torch.cat([upsample(x), skips.pop()], 1))
         return self.head(x)[..., :h, :w]
