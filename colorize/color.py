@@ -17,6 +17,8 @@ _RGB_TO_XYZ = torch.tensor(
 )
 _XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ.double()).float()
 _WHITE = torch.tensor([0.950456, 1.0, 1.088754])  # D65 white point, XYZ with Y = 1
+# OpenCV's RGB -> gray weights (ITU-R BT.601 luma), shaped to weigh (N, 3, H, W) channels.
+GRAY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 _EPSILON = 216 / 24389  # CIE: below this, f(t) is linear (t = (6/29)^3)
 _KAPPA = 24389 / 27
 
@@ -30,7 +32,7 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def as_float(pixels: torch.Tensor) -> torch.Tensor:
-    return pixels.float().div_(255)  # uint8 -> [0, 1]
+    return pixels / 255  # uint8 -> float32 in [0, 1], a new tensor (never the caller's, changed in place)
 
 
 def _mix(matrix: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,13 @@ import numpy as np
 import torch
 
 from colorize.color import as_float, rgb_to_gray, rgb_to_lab
-from colorize.errors import ColorizeError
+from colorize.errors import ColorizeError, one_line
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+JPEG_END = b"\xff\xd9"  # the end-of-image marker every complete JPEG has
+JPEG_TAIL = 1024  # bytes at the end searched for it: some cameras append data after the marker
 # CC0 / public-domain photos bundled with scikit-image (licences in the README).
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SAMPLE_SCALES = (1, 1.5, 2, 3, 4)  # downscale factors: the same photos at several zoom levels
@@ -88,12 +90,19 @@ def resize_center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def read_rgb(path: str | Path) -> Optional[np.ndarray]:
-    """Decode one image file to uint8 RGB, or None when it cannot be read."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """Decode one image file to uint8 RGB, or None when it cannot be read, truncated JPEGs included:
+    libjpeg decodes those with a warning on stderr and grey rows where the data stopped."""
+    try:
+        encoded = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if str(path).lower().endswith((".jpg", ".jpeg")) and JPEG_END not in encoded[-JPEG_TAIL:].tobytes():
+        return None
+    bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if len(encoded) else None
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def list_images(root: Path) -> list[str]:
+def list_images(root: Path, key: str = "data.root") -> list[str]:
     # os.walk and plain strings, not Path.rglob: every warm start lists the folder (30,000 files for
     # CIFAR-10), and Path objects made it several times slower.
     files = sorted(
@@ -103,7 +112,7 @@ def list_images(root: Path) -> list[str]:
         if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
     )
     if not files:
-        raise ColorizeError(f"data.root={root} holds no .jpg/.jpeg/.png images")
+        raise ColorizeError(f"{key}={root} holds no .jpg/.jpeg/.png images")
     return files
 
 
@@ -121,17 +130,15 @@ def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path) ->
     """Every jpg/png under `root` (recursively), resized and centre-cropped, as (N, S, S, 3) uint8."""
     files = list_images(root)
     cache = cache_dir / f"folder-{_cache_key(root, files, image_size)}.npz"
-    if cache.exists():
-        with np.load(cache) as cached:
-            rgb, bad = cached["rgb"], cached["bad"]
+    cached = _read_cache(cache)
+    if cached is not None:
+        rgb, bad = cached
         log.info("loaded %d images of %s from cache %s", len(rgb), root, cache)
     else:
         # cv2 releases the GIL while decoding, so threads use every core.
         with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
             decoded = list(pool.map(read_rgb, files, chunksize=256))
         bad = np.array([str(f) for f, im in zip(files, decoded) if im is None])
-        if len(bad) and not skip_bad:
-            raise ColorizeError(f"cannot read image {bad[0]} (set data.on_bad_image=skip to skip such files)")
         good = [resize_center_crop(im, image_size) for im in decoded if im is not None]
         if not good:
             raise ColorizeError(f"data.root={root}: none of its {len(files)} images could be read")
@@ -140,9 +147,24 @@ def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path) ->
         tmp = cache.with_suffix(".tmp.npz")
         np.savez(tmp, rgb=rgb, bad=bad)
         os.replace(tmp, cache)  # atomic: a killed run never leaves half a cache
+    if len(bad) and not skip_bad:  # the cache holds the good images and names the bad, for either setting
+        raise ColorizeError(f"cannot read image {bad[0]} (set data.on_bad_image=skip to skip such files)")
     if len(bad):
         log.warning("skipped %d unreadable images under %s (first: %s)", len(bad), root, bad[0])
     return rgb
+
+
+def _read_cache(cache: Path) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The cached (rgb, bad) arrays, or None when there is no cache or it cannot be read (a disk
+    fault, a copy cut short): a cache is only ever a shortcut, so a broken one is rebuilt."""
+    if not cache.exists():
+        return None
+    try:
+        with np.load(cache) as cached:
+            return cached["rgb"], cached["bad"]
+    except Exception as error:  # BadZipFile, EOFError, a missing array, a zlib error...
+        log.warning("cache %s cannot be read (%s): decoding the images again", cache, one_line(error))
+        return None
 
 
 def load_sample(image_size: int) -> np.ndarray:
@@ -159,19 +181,28 @@ def load_sample(image_size: int) -> np.ndarray:
             for top in range(0, h - image_size + 1, stride):
                 for left in range(0, w - image_size + 1, stride):
                     patches.append(scaled[top : top + image_size, left : left + image_size])
+    if not patches:
+        largest = min(min(getattr(skimage.data, name)().shape[:2]) for name in SAMPLE_PHOTOS)
+        raise ColorizeError(f"data.image_size={image_size} is larger than the sample photos ({largest} px at most): use data=folder for bigger images")
     return np.stack(patches)
 
 
-def load_cifar10(root: Path, train: bool) -> np.ndarray:
-    from torchvision.datasets import CIFAR10
-
+def load_cifar10(root: Path, train: bool, image_size: int) -> np.ndarray:
+    """CIFAR-10 at `image_size` pixels (resized from its 32, as data=folder resizes its images)."""
     try:
-        return CIFAR10(str(root), train=train, download=True).data
+        rgb = download_cifar10(root, train)
     except Exception as error:  # offline: URLError, socket or SSL errors, a failed checksum
         raise ColorizeError(
             f"cannot get CIFAR-10 into data.root={root} ({type(error).__name__}); offline? "
             "use data=sample, or data=folder data.root=<folder of images>"
         ) from None
+    return rgb if image_size == rgb.shape[1] else np.stack([resize_center_crop(image, image_size) for image in rgb])
+
+
+def download_cifar10(root: Path, train: bool) -> np.ndarray:
+    from torchvision.datasets import CIFAR10
+
+    return CIFAR10(str(root), train=train, download=True).data
 
 
 @dataclass(frozen=True)
@@ -206,11 +237,11 @@ def load_rgb(spec: Source) -> np.ndarray:
     if spec.source == "sample":
         return load_sample(spec.image_size)
     if spec.source == "cifar10":
-        return load_cifar10(Path(spec.root), train=True)
+        return load_cifar10(Path(spec.root), train=True, image_size=spec.image_size)
     return load_folder(Path(spec.root), spec.image_size, spec.skip_bad, spec.cache_dir)
 
 
-def load(spec: Source, device: torch.device, with_lab: bool = True) -> Split:
+def load_split(spec: Source, device: torch.device, with_lab: bool = True) -> Split:
     """The train and val parts, with Lab only for lab-target models (`with_lab`): the rest never
     read it, and it is the costliest conversion, at 4x the bytes."""
     rgb = load_rgb(spec)
@@ -224,7 +255,7 @@ def load_test(spec: Source, device: torch.device) -> tuple[Images, str]:
     """The official test split where the data has one, else the held-out split; and its name."""
     root = Path(spec.root) if spec.root else None
     if spec.source == "cifar10":
-        images, name = from_rgb(load_cifar10(root, train=False), device), "CIFAR-10 test set"
+        images, name = from_rgb(load_cifar10(root, train=False, image_size=spec.image_size), device), "CIFAR-10 test set"
     elif spec.source == "folder" and root.name == "train" and (root.parent / "test").is_dir():
         test = root.parent / "test"
         images, name = from_rgb(load_folder(test, spec.image_size, spec.skip_bad, spec.cache_dir), device), f"test folder {test}"

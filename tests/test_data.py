@@ -97,3 +97,57 @@ def test_cifar10_jpeg_folder_loads(cifar_train: Path, tmp_path: Path) -> None:
     assert rgb.shape == (30_000, 32, 32, 3)
     # The layout is train/<class>/NNNN.jpg: ten classes of 3,000.
     assert len({Path(p).parent.name for p in data.list_images(cifar_train)}) == 10
+
+
+def test_the_cache_follows_on_bad_image(tmp_path: Path) -> None:
+    write_images(tmp_path / "imgs", 4)
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
+    assert len(data.load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 4
+    with pytest.raises(ColorizeError, match="broken.png"):  # the cache written by the skip run changes nothing
+        data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+
+
+def test_a_damaged_cache_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_images(tmp_path / "imgs", 4)
+    first = data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache")
+    [cache] = (tmp_path / "cache").glob("*.npz")
+    cache.write_bytes(cache.read_bytes()[:100])  # cut short, as by a full disk or a killed copy
+    assert np.array_equal(data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"), first)
+    assert "cannot be read" in caplog.text
+    assert np.array_equal(data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"), first)  # and written anew
+
+
+def test_a_truncated_jpeg_is_unreadable(tmp_path: Path) -> None:
+    write_images(tmp_path / "imgs", 2)
+    ok, encoded = cv2.imencode(".jpg", skimage.data.astronaut())
+    whole = encoded.tobytes()
+    (tmp_path / "imgs" / "whole.jpg").write_bytes(whole)
+    (tmp_path / "imgs" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    assert data.read_rgb(tmp_path / "imgs" / "whole.jpg") is not None
+    assert data.read_rgb(tmp_path / "imgs" / "cut.jpg") is None
+    with pytest.raises(ColorizeError, match="cut.jpg"):
+        data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+    assert len(data.load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 3
+
+
+def test_cifar10_honours_image_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    thumbnails = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    monkeypatch.setattr(data, "download_cifar10", lambda root, train: thumbnails)  # no network in tests
+    source = data.Source("cifar10", str(tmp_path), 64, 0.2, 0, None, False, tmp_path / "cache")
+    assert data.load_rgb(source).shape == (5, 64, 64, 3)
+    images, _ = data.load_test(source, torch.device("cpu"))
+    assert images.rgb.shape == (5, 3, 64, 64)
+
+
+def test_sample_data_larger_than_its_photos_is_one_line() -> None:
+    with pytest.raises(ColorizeError, match="^data.image_size=1024 is larger than the sample photos"):
+        data.load_sample(1024)
+
+
+def test_as_float_leaves_its_input_alone() -> None:
+    from colorize.color import as_float
+
+    pixels = torch.full((1, 1, 2, 2), 255.0)
+    assert torch.equal(as_float(pixels), torch.ones(1, 1, 2, 2))
+    assert torch.equal(pixels, torch.full((1, 1, 2, 2), 255.0))
+    assert as_float(torch.full((1,), 255, dtype=torch.uint8)).dtype == torch.float32
