@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 
-from colorize import colorizer, data
+from colorize import data, wrapper
 from colorize.color import as_float
 from colorize.config import register
 from colorize.device import pick_device
@@ -49,11 +49,11 @@ class SeedStyleDataset(Dataset):
         return to_tensor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)), to_tensor(image)
 
 
-def build(model_overrides: list[str], device: torch.device) -> tuple[colorizer.Colorizer, torch.optim.Optimizer]:
+def build(model_overrides: list[str], device: torch.device) -> tuple[wrapper.Colorizer, torch.optim.Optimizer]:
     with initialize_config_dir(str(PROJECT / "conf"), version_base="1.3"):
         cfg = compose("train", model_overrides)
     torch.manual_seed(0)
-    model = colorizer.build(cfg.model).to(device)
+    model = wrapper.build(cfg.model).to(device)
     return model, instantiate(cfg.optimizer)(model.parameters())
 
 

@@ -1,6 +1,10 @@
-"""`python -m colorize.colorize checkpoint=... input=... output=...`: colourise your own photos."""
+"""`python -m colorize.colorize checkpoint=... input=... output=...`: colourise your own photos.
+
+The output keeps every pixel of the photo's own luminance; only the colour comes from the net, run
+at the scale it was trained at (or at the photo's own, `resolution=native`) and upsampled."""
 
 import logging
+import os
 from pathlib import Path
 
 import hydra
@@ -9,65 +13,110 @@ from omegaconf import DictConfig
 
 from colorize import cli
 from colorize.config import Resolution, register, require
-from colorize.errors import ColorizeError
+from colorize.errors import ColorizeError, one_line
 
 log = logging.getLogger(__name__)
 register()
 
 
-def output_path(file: Path, input_root: Path, output: Path) -> Path:
-    relative = file.relative_to(input_root) if input_root.is_dir() else Path(file.name)
-    return (output / relative).with_suffix(".png")
+def output_paths(files: list[Path], source: Path, output: Path) -> dict[Path, Path]:
+    """Each input's PNG under `output`, mirroring the input folder's layout; refused before anything
+    is written when a PNG would replace an input or two inputs would share one PNG."""
+    if output.exists() and not output.is_dir():
+        raise ColorizeError(f"output={output} is a file: give a folder for the PNGs")
+    inputs = {file.resolve() for file in files}
+    targets: dict[Path, Path] = {}
+    for file in files:
+        relative = file.relative_to(source) if source.is_dir() else Path(file.name)
+        target = (output / relative).with_suffix(".png")
+        if target.resolve() in inputs:
+            raise ColorizeError(f"output={output} would overwrite the input {file}: choose another output folder")
+        if target in targets.values():
+            other = next(f for f, t in targets.items() if t == target)
+            raise ColorizeError(f"inputs {other} and {file} would both be written to {target}: rename one or colourise them apart")
+        targets[file] = target
+    return targets
+
+
+def write_png(rgb: np.ndarray, target: Path) -> None:
+    """Encode in memory, then an atomic rename: a failed write leaves no half file behind."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"PNG encoding of {target.name} failed")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_bytes(encoded.tobytes())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def colorize(cfg: DictConfig) -> int:
-    """Writes a PNG per readable input; returns how many inputs could not be read."""
+    """Writes a PNG per readable input; returns how many were written."""
     require(
         cfg,
         checkpoint="<path of last.pt/best.pt> or checkpoint=runs:/<run_id>/model",
         input="<image file or folder>",
         output="<folder for the PNGs>",
     )
-    import cv2
     import torch
     from tqdm import tqdm
 
-    from colorize import colorizer, data
+    from colorize import checkpoint, data
     from colorize.device import pick_device
 
     source = Path(cfg.input)
     if not source.exists():
         raise ColorizeError(f"input={source} does not exist")
-    files = [Path(f) for f in data.list_images(source)] if source.is_dir() else [source]
-    device = pick_device(cfg.device)
-    model, trained = colorizer.load(cfg.checkpoint, cfg.tracking.uri)
+    files = [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
+    targets = output_paths(files, source, Path(cfg.output))
+    device = pick_device(cfg.device, key="device")
+    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri)
     model = model.to(device)
     size = trained["data"]["image_size"]  # the resolution the model was trained at
     if cfg.resolution == Resolution.native and model.fixed_size is not None:
         raise ColorizeError(f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only (use resolution=trained)")
-    output = Path(cfg.output)
-    failed: list[Path] = []
+    failed: list[str] = []
     for file in tqdm(files, unit="image", disable=not cfg.progress):
         rgb = data.read_rgb(file)  # colour or gray files both come back as 3-channel RGB
         if rgb is None:
-            log.warning("cannot read %s: skipped", file)
-            failed.append(file)
+            failed.append(f"{file} (cannot be read)")
             continue
         full = data.from_rgb(rgb[None], device)
-        if cfg.resolution == Resolution.native:
-            small = full
-        else:  # as in training: the RGB photo shrunk (area averaging), its gray or L taken after
-            small = data.from_rgb(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)[None], device)
+        view, (h, w) = (rgb, rgb.shape[:2]) if cfg.resolution == Resolution.native else net_view(rgb, size, model.fixed_size is not None)
         with torch.no_grad():
-            colour = model.to_rgb(model.inputs(full), model.predict(model.inputs(small)))
-        pixels = (colour[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy()
-        target = output_path(file, source, output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(target), cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2BGR))
-    log.info("wrote %d of %d images to %s", len(files) - len(failed), len(files), output)
+            prediction = model.predict(model.inputs(data.from_rgb(view[None], device)))[..., :h, :w]  # without the padding
+            colour = model.to_rgb(model.inputs(full), prediction, keep_luminance=True)
+        try:
+            write_png((colour[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy(), targets[file])
+        except OSError as error:
+            failed.append(f"{targets[file]} ({one_line(error)})")
+    for line in failed:
+        log.warning("not written: %s", line)
+    log.info("wrote %d of %d images to %s", len(files) - len(failed), len(files), cfg.output)
     if failed:
-        raise ColorizeError(f"{len(failed)} of {len(files)} inputs could not be read and were skipped (first: {failed[0]})")
-    return 0
+        raise ColorizeError(f"{len(failed)} of {len(files)} inputs were not written (first: {failed[0]})")
+    return len(files)
+
+
+def net_view(rgb: np.ndarray, size: int, fixed: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """The photo as the net saw its training images: shrunk (area averaging) until its shorter side
+    is `size`, keeping the aspect ratio. A fixed-size net instead gets the whole photo fitted into
+    size x size, the rest padded with edge pixels, so nothing is squashed or cut off. Returns the
+    view and the height and width of the photo in it."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = size / (max(h, w) if fixed else min(h, w))
+    shrunk = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    h, w = shrunk.shape[:2]
+    if not fixed:
+        return shrunk, (h, w)
+    return cv2.copyMakeBorder(shrunk, 0, size - h, 0, size - w, cv2.BORDER_REPLICATE), (h, w)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="colorize")

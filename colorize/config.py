@@ -1,9 +1,10 @@
 """Structured-config schemas: types come from the dataclasses, value ranges from `check`."""
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -120,7 +121,7 @@ class TrackingConfig:
     experiment: str = "colorize"
     run_name: Optional[str] = None
     grid_every: int = 5  # epochs between sample grids (first and last always)
-    grid_images: int = 8
+    grid_images: int = 8  # val images in each sample grid; 0: no grids
 
 
 # What a run reports as its result: `train` returns it, and a sweep optimises it. Every val_* metric
@@ -179,6 +180,17 @@ class ColorizeConfig:
     progress: bool = True
 
 
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: the form of MLflow params and of config comparisons."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def project_root() -> str:
     # Editable installs (the README's) live in the repo: its pyproject marks the root. Elsewhere
     # fall back to the working directory, as Hydra does for relative paths.
@@ -204,17 +216,18 @@ def register() -> None:
 
 
 _RULES: list[tuple[str, Any, str]] = [
-    ("optimizer.lr", lambda v: v > 0, "must be > 0"),
-    ("optimizer.weight_decay", lambda v: v >= 0, "must be >= 0"),
+    ("optimizer.lr", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
+    ("optimizer.weight_decay", lambda v: math.isfinite(v) and v >= 0, "must be finite and >= 0"),
     ("model.width", lambda v: v >= 1, "must be >= 1"),
     ("model.depth", lambda v: v >= 1, "must be >= 1"),
-    ("loss.beta", lambda v: v > 0, "must be > 0"),
+    ("loss.beta", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
     ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
     ("trainer.epochs", lambda v: v >= 1, "must be >= 1"),
     ("data.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)"),
     ("data.image_size", lambda v: v >= 8, "must be >= 8"),
     ("data.limit", lambda v: v is None or v >= 2, "must be >= 2 or null"),
     ("tracking.grid_every", lambda v: v >= 1, "must be >= 1"),
+    ("tracking.grid_images", lambda v: v >= 0, "must be >= 0 (0: no sample grids)"),
     ("trainer.precision", lambda v: v in ("auto", "32", "bf16"), "must be auto, 32 or bf16"),
     ("trainer.lr_schedule", lambda v: v in ("constant", "cosine"), "must be constant or cosine"),
     ("objective.metric", lambda v: v in OBJECTIVE_METRICS, f"must be one of {', '.join(OBJECTIVE_METRICS)}"),
@@ -229,6 +242,10 @@ def check(cfg: DictConfig) -> None:
         if value is not None or key == "data.limit":
             if not ok(value):
                 raise ColorizeError(f"{key}={value} {rule}")
+    depth, size = OmegaConf.select(cfg, "model.depth"), OmegaConf.select(cfg, "data.image_size")
+    if depth is not None and size is not None and size // 2**depth < 1:
+        deepest = size.bit_length() - 1
+        raise ColorizeError(f"model.depth={depth} halves data.image_size={size} below 1 pixel at the bottleneck: at most {deepest} at this size")
     if cfg.data is not None and cfg.data.source == DataSource.folder:
         root = cfg.data.root
         if not root:

@@ -5,7 +5,10 @@ import torch
 from colorize.errors import ColorizeError
 
 
-def pick_device(name: str) -> torch.device:
+TRAINING_DEVICES = ("cpu", "cuda", "mps")  # torch knows more (meta, xla...), which hold no data to train on
+
+
+def pick_device(name: str, key: str = "trainer.device") -> torch.device:
     """`auto` picks cuda, then mps, then cpu; anything else is taken as torch spells it."""
     if name == "auto":
         if torch.cuda.is_available():
@@ -16,9 +19,11 @@ def pick_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ColorizeError(f"trainer.device={name} is not a device (auto, cpu, cuda, cuda:N, mps)") from None
+        device = None
+    if device is None or device.type not in TRAINING_DEVICES:
+        raise ColorizeError(f"{key}={name} is not a device to train on (auto, cpu, cuda, cuda:N, mps)")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ColorizeError(f"trainer.device={name} but CUDA is not available here (use trainer.device=auto)")
+        raise ColorizeError(f"{key}={name} but CUDA is not available here (use trainer.device=auto)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ColorizeError(f"trainer.device={name} but MPS is not available here (use trainer.device=auto)")
+        raise ColorizeError(f"{key}={name} but MPS is not available here (use trainer.device=auto)")
     return device

@@ -26,19 +26,18 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join([header, *lines])
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     require(cfg, checkpoint="<path of last.pt/best.pt> or checkpoint=runs:/<run_id>/model")
     check(cfg)
     import torch
     from hydra.utils import instantiate
 
-    from colorize import colorizer, data
+    from colorize import checkpoint, data, wrapper
     from colorize.device import pick_device
-    from colorize.metrics import baselines
-    from colorize.metrics import evaluate as score
+    from colorize.metrics import baselines, evaluate
 
-    device = pick_device(cfg.device)
-    model, trained = colorizer.load(cfg.checkpoint, cfg.tracking.uri)
+    device = pick_device(cfg.device, key="device")
+    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri)
     # The data the model was trained on, unless the command line names other data.
     data_cfg = cfg.data if cfg.data is not None else OmegaConf.merge(OmegaConf.structured(DataConfig), trained["data"])
     check(OmegaConf.create({"data": data_cfg}))
@@ -47,7 +46,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ColorizeError(f"data.image_size={images.rgb.shape[-1]} but the checkpoint's model works at {model.fixed_size} only")
     loss_fn = instantiate(trained["loss"]) if "loss" in trained else torch.nn.MSELoss()
     model = model.to(device)
-    result = {"model": score(model, images, loss_fn, cfg.batch_size)}
+    result = {"model": evaluate(model, images, loss_fn, cfg.batch_size)}
     reference = baselines(images, cfg.batch_size)
     for name in BASELINES:
         result[name] = {c: reference[f"{name}_{c}"] for c in COLUMNS}
@@ -56,7 +55,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data": split_name,
         "images": len(images),
         "model_target": trained["model"].get("target", "rgb"),
-        "model_parameters": colorizer.parameter_count(model),
+        "model_parameters": wrapper.parameter_count(model),
         "metrics": result,
     }
     output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir) / "metrics.json"
@@ -68,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    cli.run(evaluate, cfg)
+    cli.run(evaluate_checkpoint, cfg)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from tqdm import tqdm
 
-from colorize.colorizer import Colorizer
+from colorize.wrapper import Colorizer
 from colorize.errors import DivergedError
 from colorize.data import Images, Split
 from colorize.metrics import LossFn, evaluate

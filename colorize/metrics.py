@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from colorize.color import as_float, lab_to_rgb, rgb_to_lab
-from colorize.colorizer import Colorizer
+from colorize.wrapper import Colorizer
 from colorize.data import Images
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

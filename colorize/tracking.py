@@ -26,18 +26,6 @@ def hide_password(uri: str) -> str:
     return re.sub(r"(//[^:/@]+:)[^@]+@", r"\1***@", uri)
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}, the form MLflow params take."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def git_commit(cwd: Path) -> Optional[str]:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
@@ -66,6 +54,9 @@ class Tracker:
 
     def metrics(self, values: Mapping[str, float], step: int) -> None:
         mlflow.log_metrics(dict(values), step=step)
+
+    def has_metric(self, key: str) -> bool:
+        return key in mlflow.get_run(self.run_id).data.metrics
 
     def figure(self, figure: Figure, artifact_file: str) -> None:
         mlflow.log_figure(figure, artifact_file)
@@ -104,6 +95,7 @@ def start_run(
     parent_run_id: Optional[str] = None,
 ) -> Iterator[Tracker]:
     """An MLflow run that ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C / SIGTERM."""
+    check_server(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)

@@ -1,7 +1,6 @@
 """The model users see: luminance in, RGB in [0, 1] out. It owns the colour space the net predicts
 in (its input, its loss-space target, and the way back to RGB), so the loop and metrics need not."""
 
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import torch
@@ -9,10 +8,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from colorize import checkpoint
-from colorize.color import AB_SCALE, L_SCALE, as_float, lab_to_rgb
+from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, as_float, lab_to_rgb
 from colorize.config import Target
-from colorize.errors import ColorizeError, first_line
 from colorize.data import Images
 
 
@@ -36,14 +33,18 @@ class Colorizer(nn.Module):
         out = self.net(luminance)
         return out if self.lab else torch.sigmoid(out)
 
-    def to_rgb(self, luminance: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
-        """RGB in [0, 1] at the luminance's size; a smaller prediction is upsampled bilinearly first,
-        so a lab model keeps every pixel of L and only its ab is interpolated."""
+    def to_rgb(self, luminance: torch.Tensor, prediction: torch.Tensor, keep_luminance: bool = False) -> torch.Tensor:
+        """RGB in [0, 1] at the luminance's size; a smaller prediction is upsampled bilinearly first.
+        A lab model always keeps every pixel of L and takes only ab from the net. An rgb model
+        returns its own RGB, or with keep_luminance (photos) only its colour: its RGB minus its own
+        gray, added to the input gray, so the output's gray is the input's wherever it stays in gamut."""
+        if not self.lab and keep_luminance:
+            prediction = prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True)
         if prediction.shape[-2:] != luminance.shape[-2:]:
             prediction = F.interpolate(prediction, size=luminance.shape[-2:], mode="bilinear", align_corners=False)
-        if not self.lab:
-            return prediction
-        return lab_to_rgb(torch.cat([luminance * L_SCALE, prediction * AB_SCALE], 1))
+        if self.lab:
+            return lab_to_rgb(torch.cat([luminance * L_SCALE, prediction * AB_SCALE], 1))
+        return (luminance + prediction).clamp(0, 1) if keep_luminance else prediction
 
     def forward(self, luminance: torch.Tensor) -> torch.Tensor:
         return self.to_rgb(luminance, self.predict(luminance))
@@ -60,21 +61,3 @@ def build(model_config: Mapping[str, Any]) -> Colorizer:
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def load(source: str, tracking_uri: str) -> tuple[Colorizer, dict[str, Any]]:
-    """A trained model and its resolved training config, from a checkpoint path or a runs:/ URI."""
-    if source.startswith("runs:/"):
-        from colorize import tracking  # mlflow is slow to import: only when asked for
-
-        path: Path = tracking.download_checkpoint(source, tracking_uri)
-    else:
-        path = Path(source)
-    state = checkpoint.load(path)
-    if "model" not in state or "config" not in state:
-        raise ColorizeError(f"checkpoint {source} has no model state or config: not written by colorize.train")
-    model = build(state["config"]["model"])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:  # missing, unexpected or mis-shaped weights
-        raise ColorizeError(f"checkpoint {source}: its weights do not fit the model in its config ({first_line(error)})") from None
-    return model.eval(), state["config"]

@@ -8,7 +8,7 @@ import skimage.data
 import torch
 from omegaconf import OmegaConf
 
-from colorize import checkpoint, colorizer, data
+from colorize import checkpoint, data, wrapper
 from colorize.data import from_rgb
 from tests.conftest import run_cli
 
@@ -21,14 +21,14 @@ def tiny_checkpoint(compose_cfg, tmp_path: Path):
         cfg = compose_cfg("data.limit=200", *overrides)
         torch.manual_seed(0)
         config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        model = colorizer.build(cfg.model)
+        model = wrapper.build(cfg.model)
         if hasattr(model.net, "head"):
             # Untrained, with eval-mode batch norm, the net predicts ab far outside the sRGB gamut:
             # a smaller output layer keeps most colours inside it, as a trained model's are.
             model.net.head.weight.data *= 1e-3
             model.net.head.bias.data *= 1e-3
         path = tmp_path / "checkpoints" / "best.pt"
-        checkpoint.save({"model": model.state_dict(), "config": config}, path)
+        checkpoint.write({"model": model.state_dict(), "config": config}, path)
         return path
 
     return _save
@@ -82,7 +82,7 @@ def test_colorize_writes_every_readable_photo_and_fails_on_the_corrupt_one(tiny_
     sizes = write_photos(tmp_path / "photos")
     result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].startswith("colorize: error: 1 of 3 inputs could not be read")
+    assert result.stderr.strip().splitlines()[-1].startswith("colorize: error: 1 of 3 inputs were not written")
     assert "broken.jpg" in result.stderr
     for name, size in sizes.items():
         written = cv2.imread(str(tmp_path / "out" / name))
@@ -113,13 +113,90 @@ def test_colorize_native_needs_a_fully_convolutional_model(tiny_checkpoint, tmp_
     assert result.stderr.strip().splitlines()[-1].startswith("colorize: error: resolution=native needs a fully convolutional model")
 
 
-
 def test_a_checkpoint_whose_weights_do_not_fit_is_one_line(tiny_checkpoint, tmp_path: Path) -> None:
     ckpt = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2")
-    state = checkpoint.load(ckpt)
+    state = checkpoint.read(ckpt)
     state["config"]["model"]["width"] = 8  # the config no longer describes the saved weights
-    checkpoint.save(state, ckpt)
+    checkpoint.write(state, ckpt)
     result = run_cli("evaluate", tmp_path, f"checkpoint={ckpt}")
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"colorize: error: checkpoint {ckpt}: its weights do not fit the model in its config")
+
+
+def gray_photo_files(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        cv2.imwrite(str(folder / name), cv2.cvtColor(skimage.data.astronaut()[:40, :60], cv2.COLOR_RGB2BGR))
+
+
+def test_colorize_never_writes_over_its_inputs(tiny_checkpoint, tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint("model=convae", "model.width=4", "model.depth=2")
+    photos = tmp_path / "photos"
+    gray_photo_files(photos, ["a.png", "b.png"])
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={photos}", f"output={photos}")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"colorize: error: output={photos} would overwrite the input {photos}/a.png")
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_colorize_refuses_two_inputs_for_one_output_name(tiny_checkpoint, tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint("model=convae", "model.width=4", "model.depth=2")
+    gray_photo_files(tmp_path / "photos", ["a.jpg", "a.png"])
+    result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "a.jpg and" in line and "a.png would both be written to" in line
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_colorize_counts_only_files_it_wrote(tiny_checkpoint, tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint("model=convae", "model.width=4", "model.depth=2")
+    gray_photo_files(tmp_path / "photos", ["a.jpg", "b.jpg"])
+    (tmp_path / "out" / "a.png").mkdir(parents=True)  # where a.png should go, a folder: writing fails
+    result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
+    assert result.returncode == 1
+    assert "wrote 1 of 2 images" in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith(f"colorize: error: 1 of 2 inputs were not written (first: {tmp_path}/out/a.png")
+    assert cv2.imread(str(tmp_path / "out" / "b.png")) is not None
+    assert not list((tmp_path / "out").glob(".*.tmp"))  # no half-written file left
+
+
+@pytest.mark.parametrize("case", ["output is a file", "empty input folder"])
+def test_colorize_bad_places_are_one_line(tiny_checkpoint, tmp_path: Path, case: str) -> None:
+    ckpt = tiny_checkpoint("model=convae", "model.width=4", "model.depth=2")
+    gray_photo_files(tmp_path / "photos", ["a.jpg"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    source, output, message = {
+        "output is a file": ("photos", "file.txt", f"output={tmp_path}/file.txt is a file: give a folder for the PNGs"),
+        "empty input folder": ("empty", "out", f"input={tmp_path}/empty holds no .jpg/.jpeg/.png images"),
+    }[case]
+    result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/{source}", f"output={tmp_path}/{output}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"colorize: error: {message}"]
+
+
+def test_an_rgb_model_keeps_the_photos_gray_and_size(tiny_checkpoint, tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2", "model.target=rgb")
+    photo = skimage.data.astronaut()[:90, :160]  # not square
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "wide.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
+    assert result.returncode == 0, result.stderr
+    written = cv2.imread(str(tmp_path / "out" / "wide.png"))
+    assert written.shape == (90, 160, 3)
+    difference = np.abs(cv2.cvtColor(written, cv2.COLOR_BGR2GRAY).astype(int) - cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(int))
+    assert (difference <= 1).mean() >= 0.99, f"gray kept on {(difference <= 1).mean():.3f} of pixels"
+
+
+def test_the_net_sees_a_photo_at_its_aspect_ratio() -> None:
+    from colorize.colorize import net_view
+
+    photo = np.zeros((100, 200, 3), np.uint8)
+    view, valid = net_view(photo, 32, fixed=False)
+    assert view.shape == (32, 64, 3) and valid == (32, 64)  # the shorter side at the training size
+    view, valid = net_view(photo, 32, fixed=True)
+    assert view.shape == (32, 32, 3) and valid == (16, 32)  # fitted whole into the fixed size, padded

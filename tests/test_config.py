@@ -2,38 +2,39 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from colorize import wrapper
 from colorize.config import check
 from colorize.errors import ColorizeError
 from tests.conftest import run_cli, runs
 
 
-def test_default_config_composes_and_passes_checks(compose_cfg) -> None:
-    cfg = compose_cfg()
+@pytest.mark.parametrize("model", ["convnet", "convae", "unet"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_every_group_option_builds_a_model_that_trains_one_step(compose_cfg, model: str, optimizer: str) -> None:
+    cfg = compose_cfg(f"model={model}", f"optimizer={optimizer}", "model.width=1", "optimizer.lr=0.01")
     check(cfg)
-    assert cfg.data.source.value == "sample"
-    assert cfg.model._target_ == "colorize.models.convnet.ConvNet" and cfg.model.width == 1
-    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-3
-    assert cfg.trainer.batch_size == 100
-    assert cfg.tracking.uri.startswith("sqlite:///") and cfg.tracking.uri.endswith("/mlruns/mlflow.db")
+    net = wrapper.build(cfg.model)
+    opt = instantiate(cfg.optimizer)(net.parameters())
+    before = [p.detach().clone() for p in net.parameters()]
+    prediction = net.predict(torch.rand(2, 1, 32, 32))
+    assert prediction.shape == (2, 3, 32, 32)
+    instantiate(cfg.loss)(prediction, torch.rand(2, 3, 32, 32)).backward()
+    opt.step()
+    assert opt.param_groups[0]["lr"] == 0.01  # the command line reached the built optimizer
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
 
 
-def test_seed_experiment_is_the_reference(compose_cfg) -> None:
+def test_seed_experiment_builds_the_seed_model(compose_cfg) -> None:
     cfg = compose_cfg("experiment=seed")
-    assert cfg.data.source.value == "cifar10"
-    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.data.val_fraction) == (1000, 100, 0.2)
-    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-3
-    assert cfg.model.width == 1
+    check(cfg)
+    model = wrapper.build(cfg.model)
+    assert wrapper.parameter_count(model) == 2_384_064  # the seed's Keras model.summary()
+    assert type(instantiate(cfg.optimizer)(model.parameters())).__name__ == "Adam"
     # The command line beats the experiment's choice of data.
     assert compose_cfg("experiment=seed", "data=folder", "data.root=/x").data.source.value == "folder"
-
-
-def test_overrides_reach_every_group(compose_cfg) -> None:
-    cfg = compose_cfg("model.width=2", "optimizer=adamw", "optimizer.lr=3e-4", "trainer.epochs=20", "data=folder", "data.root=/imgs")
-    assert (cfg.model.width, cfg.optimizer._target_, cfg.optimizer.lr) == (2, "torch.optim.AdamW", 3e-4)
-    assert (cfg.trainer.epochs, cfg.data.root) == (20, "/imgs")
-    assert OmegaConf.to_container(compose_cfg("optimizer=sgd").optimizer)["momentum"] == 0.9
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,11 @@ def test_overrides_reach_every_group(compose_cfg) -> None:
         ("trainer.epochs=0", "trainer.epochs=0"),
         ("data.val_fraction=1.0", "data.val_fraction=1.0"),
         ("data.val_fraction=0", "data.val_fraction=0.0"),
+        ("optimizer.lr=inf", "optimizer.lr=inf"),
+        ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan"),
+        ("tracking.grid_images=-1", "tracking.grid_images=-1"),
+        ("objective.metric=val_accuracy", "objective.metric=val_accuracy"),
+        ("objective.direction=up", "objective.direction=up"),
     ],
 )
 def test_out_of_range_values_name_the_key(compose_cfg, override: str, key: str) -> None:
@@ -60,7 +66,7 @@ def test_folder_needs_a_root(compose_cfg, tmp_path: Path) -> None:
         check(compose_cfg("data=folder", f"data.root={tmp_path}/nowhere"))
 
 
-@pytest.mark.parametrize("override, message", [("optimizer.lr=-1", "optimizer.lr=-1.0 must be > 0"), ("data=folder", "data.root is required")])
+@pytest.mark.parametrize("override, message", [("optimizer.lr=-1", "optimizer.lr=-1.0 must be finite and > 0"), ("data=folder", "data.root is required")])
 def test_cli_rejects_bad_values_before_any_work(tmp_path: Path, override: str, message: str) -> None:
     result = run_cli("train", tmp_path, override)
     assert result.returncode != 0
@@ -75,26 +81,28 @@ def test_cli_type_error_names_the_key(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("preset", ["convae", "unet", "best_cpu"])
 def test_quality_presets_compose_and_build(compose_cfg, preset: str) -> None:
-    from colorize import colorizer
-
     cfg = compose_cfg(f"experiment={preset}")
     check(cfg)
     assert cfg.data.source.value == "cifar10"  # like experiment=seed; data=folder data.root=... overrides it
-    model = colorizer.build(cfg.model)
+    model = wrapper.build(cfg.model)
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 3, 32, 32)
 
 
-def test_loss_group(compose_cfg) -> None:
-    assert compose_cfg().loss._target_ == "torch.nn.MSELoss"  # the seed's
-    assert compose_cfg("loss=l1").loss._target_ == "torch.nn.L1Loss"
-    smooth = compose_cfg("loss=smooth_l1", "loss.beta=0.1").loss
-    assert smooth._target_ == "torch.nn.SmoothL1Loss" and smooth.beta == 0.1
-    with pytest.raises(ColorizeError, match="^loss.beta=0.0 must be > 0"):
+def test_loss_group_builds_each_loss(compose_cfg) -> None:
+    zero, two = torch.zeros(4), torch.full((4,), 2.0)
+    assert instantiate(compose_cfg().loss)(zero, two) == 4  # the seed's MSE
+    assert instantiate(compose_cfg("loss=l1").loss)(zero, two) == 2
+    # Smooth L1 is linear past beta: |x| - beta / 2.
+    assert instantiate(compose_cfg("loss=smooth_l1", "loss.beta=0.1").loss)(zero, two) == pytest.approx(1.95)
+    with pytest.raises(ColorizeError, match="^loss.beta=0.0 must be finite and > 0"):
         check(compose_cfg("loss=smooth_l1", "loss.beta=0"))
 
 
 def test_model_depth_and_target_are_checked(compose_cfg) -> None:
     with pytest.raises(ColorizeError, match="^model.depth=0 must be >= 1"):
         check(compose_cfg("model=unet", "model.depth=0"))
+    with pytest.raises(ColorizeError, match="^model.depth=10 halves data.image_size=32 below 1 pixel at the bottleneck: at most 5"):
+        check(compose_cfg("model=unet", "model.depth=10"))
+    check(compose_cfg("model=unet", "model.depth=5"))  # a 1-pixel bottleneck still works
     with pytest.raises(Exception, match="model.target"):
         compose_cfg("model.target=hsv")

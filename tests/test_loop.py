@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from colorize import data
-from colorize.colorizer import Colorizer
+from colorize.wrapper import Colorizer
 from colorize.config import Target
 from colorize.loop import Settings, train_epoch
 from colorize.models.convnet import ConvNet

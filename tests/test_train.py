@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from colorize import checkpoint, tracking
-from colorize.colorizer import Colorizer
+from colorize.wrapper import Colorizer
 from colorize.config import Target
 from colorize.errors import ColorizeError
 from colorize.data import Images, Split
@@ -45,7 +45,7 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     assert logged and logged[0].source_run_id == run.info.run_id
     model = mlflow.pytorch.load_model(logged[0].model_uri)
     assert model(torch.rand(3, 1, 32, 32)).shape == (3, 3, 32, 32)
-    state = checkpoint.load(next(tmp_path.glob("outputs/*/*/checkpoints/last.pt")))
+    state = checkpoint.read(next(tmp_path.glob("outputs/*/*/checkpoints/last.pt")))
     assert state["epoch"] == 2 and state["config"]["trainer"]["epochs"] == 2
     # The run's URI is enough to evaluate it: its checkpoint artifact holds weights and config.
     store = f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db"
@@ -64,8 +64,8 @@ def test_resume_gives_identical_weights_and_metrics(tmp_path: Path) -> None:
     same_store = f"tracking.uri=sqlite:///{split_a}/mlruns/mlflow.db"
     resumed = run_cli("train", split_b, "trainer.epochs=2", f"trainer.resume={first}", same_store, *QUICK)
     assert resumed.returncode == 0, resumed.stderr
-    a = checkpoint.load(next(straight.glob("outputs/*/*/checkpoints/last.pt")))
-    b = checkpoint.load(next(split_b.glob("outputs/*/*/checkpoints/last.pt")))
+    a = checkpoint.read(next(straight.glob("outputs/*/*/checkpoints/last.pt")))
+    b = checkpoint.read(next(split_b.glob("outputs/*/*/checkpoints/last.pt")))
     assert a["epoch"] == b["epoch"] == 2
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
@@ -116,7 +116,7 @@ def test_diverging_loss_stops_with_a_clear_error() -> None:
         next(epochs)
 
 
-def test_hydra_help_is_fast_and_lists_groups(tmp_path: Path) -> None:
+def test_hydra_help_lists_every_group_option(tmp_path: Path) -> None:
     result = run_cli("train", tmp_path, "--help")
     assert result.returncode == 0
     assert "model: convae, convnet, unet" in result.stdout and "optimizer: adam, adamw, sgd" in result.stdout
@@ -134,6 +134,86 @@ def test_cosine_schedule_decays_the_lr_and_resume_follows_it(tmp_path: Path) -> 
     assert run_cli("train", first, "trainer.epochs=1", *cosine).returncode == 0
     last = next(first.glob("outputs/*/*/checkpoints/last.pt"))
     assert run_cli("train", resumed, "trainer.epochs=2", f"trainer.resume={last}", *cosine).returncode == 0
-    a = checkpoint.load(next(straight.glob("outputs/*/*/checkpoints/last.pt")))
-    b = checkpoint.load(next(resumed.glob("outputs/*/*/checkpoints/last.pt")))
+    a = checkpoint.read(next(straight.glob("outputs/*/*/checkpoints/last.pt")))
+    b = checkpoint.read(next(resumed.glob("outputs/*/*/checkpoints/last.pt")))
     assert all(torch.equal(tensor, b["model"][name]) for name, tensor in a["model"].items())
+
+
+def last_checkpoint(root: Path) -> Path:
+    return next(root.glob("outputs/*/*/checkpoints/last.pt"))
+
+
+def test_a_resume_records_what_it_changed_and_refuses_another_model(tmp_path: Path) -> None:
+    assert run_cli("train", tmp_path, "trainer.epochs=1", *QUICK).returncode == 0
+    first = last_checkpoint(tmp_path)
+    (first.parent / "last.pt.tmp").write_bytes(b"half")  # left by a process killed mid-write
+    refused = run_cli("train", tmp_path, "trainer.epochs=2", "model.width=2", f"trainer.resume={first}", *QUICK)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"colorize: error: trainer.resume={first} was trained with other settings: model.width 1 -> 2 cannot change on resume (start a new run)"
+    ]
+    resumed = run_cli("train", tmp_path, "trainer.epochs=2", "optimizer.lr=5e-4", f"trainer.resume={first}", *QUICK)
+    assert resumed.returncode == 0, resumed.stderr
+    [run] = runs(tmp_path)  # the same run, continued
+    assert run.data.tags["resume.changed.trainer.epochs"] == "1 -> 2"
+    assert run.data.tags["resume.changed.optimizer.lr"] == "0.001 -> 0.0005"
+    assert not (first.parent / "last.pt.tmp").exists()
+
+
+def test_a_resumed_run_in_a_new_store_logs_its_baselines(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    assert run_cli("train", first, "trainer.epochs=1", *QUICK).returncode == 0
+    resumed = run_cli("train", second, "trainer.epochs=2", f"trainer.resume={last_checkpoint(first)}", *QUICK)
+    assert resumed.returncode == 0, resumed.stderr
+    [run] = runs(second)
+    assert "val_gray_copy_psnr" in run.data.metrics and "val_lab_zero_ab_psnr" in run.data.metrics
+
+
+def test_grid_images_zero_means_no_grids(tmp_path: Path) -> None:
+    result = run_cli("train", tmp_path, "trainer.epochs=1", *QUICK, "tracking.grid_images=0")
+    assert result.returncode == 0, result.stderr
+    [run] = runs(tmp_path)
+    assert run.info.status == "FINISHED" and not any(path.startswith("grids/") for path in artifacts(run))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tracking.uri=http://127.0.0.1:9", "tracking.uri=http://127.0.0.1:9: no MLflow server answers (ConnectionError)"),
+        ("trainer.device=meta", "trainer.device=meta is not a device to train on (auto, cpu, cuda, cuda:N, mps)"),
+        ("model=convae model.width=2 trainer.batch_size=2 data.image_size=1024", "data.image_size=1024 is larger than the sample photos (300 px at most): use data=folder for bigger images"),
+    ],
+)
+def test_run_edges_are_one_line(tmp_path: Path, override: str, message: str) -> None:
+    result = run_cli("train", tmp_path, "trainer.epochs=1", *QUICK, *override.split())
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"colorize: error: {message}"]
+
+
+def test_a_model_too_big_for_memory_is_refused_before_it_is_built() -> None:
+    from colorize import parts
+
+    config = {"_target_": "colorize.models.unet.UNet", "width": 1000, "depth": 3, "target": "rgb"}
+    with pytest.raises(ColorizeError, match=r"^the model does not fit: [\d,]+ parameters and about [\d.]+ GiB to train"):
+        parts.check_fits(config, 32, 100, torch.device("cpu"))
+    parts.check_fits({**config, "width": 8}, 32, 100, torch.device("cpu"))
+
+
+def test_sigterm_ends_the_run_killed_with_one_line(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "colorize.train", f"paths.root_dir={tmp_path}", "trainer.epochs=50", *QUICK]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    for line in process.stdout:  # wait for training to start, not for a fixed time
+        if "training starts" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "colorize: interrupted (signal 15)"
+    assert "Traceback" not in stderr
+    [run] = runs(tmp_path)
+    assert run.info.status == "KILLED"

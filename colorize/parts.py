@@ -1,0 +1,104 @@
+"""Everything a run trains with, built from the config: data, model, optimizer, loss, loop settings."""
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+from hydra.utils import instantiate
+
+from colorize import data
+from colorize.config import Target, TrainerConfig
+from colorize.errors import ColorizeError
+from colorize.loop import Settings, cosine_lr
+from colorize.metrics import LossFn
+from colorize.wrapper import Colorizer, build as build_model, parameter_count
+
+# Bytes per parameter while training with Adam: the weight, its gradient and two moments (fp32).
+BYTES_PER_PARAMETER = 4 * 4
+# Bytes per activation value: the output kept for backward and its gradient (fp32).
+BYTES_PER_ACTIVATION = 4 * 2
+MEMORY_SHARE = 0.9  # of what the device has free: leave room for the data and the allocator
+
+
+@dataclass
+class Parts:
+    data: data.Split
+    model: Colorizer
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+    settings: Settings
+    shuffle: torch.Generator  # the order of each epoch's batches; saved in checkpoints
+    lr_at: Optional[Callable[[int], float]]  # the lr of each epoch, or None for a constant lr
+    precision: str  # 32 or bf16, after `auto` is resolved
+
+
+def build(
+    source: data.Source,
+    model_config: Mapping[str, Any],
+    optimizer_config: Mapping[str, Any],
+    loss_config: Mapping[str, Any],
+    trainer: TrainerConfig,
+    device: torch.device,
+) -> Parts:
+    check_fits(model_config, source.image_size, trainer.batch_size, device)
+    split = data.load_split(source, device, with_lab=Target(model_config["target"]) == Target.lab)
+    model = build_model(model_config).to(device)
+    if trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if trainer.compile:
+        model.net.compile()  # in place, so state_dict keys stay those of the plain model
+    precision = trainer.precision if trainer.precision != "auto" else ("bf16" if device.type == "cuda" else "32")
+    settings = Settings(trainer.batch_size, torch.bfloat16 if precision == "bf16" else None, trainer.channels_last, trainer.progress)
+    lr_at = partial(cosine_lr, optimizer_config["lr"], epochs=trainer.epochs) if trainer.lr_schedule == "cosine" else None
+    return Parts(
+        data=split,
+        model=model,
+        optimizer=instantiate(optimizer_config)(model.parameters()),
+        loss_fn=instantiate(loss_config),
+        settings=settings,
+        shuffle=torch.Generator(device=device).manual_seed(trainer.seed),
+        lr_at=lr_at,
+        precision=precision,
+    )
+
+
+def check_fits(model_config: Mapping[str, Any], image_size: int, batch_size: int, device: torch.device) -> None:
+    """Refuse, before any weight is allocated, a model whose training step would not fit in memory:
+    sizes are found on the meta device, which allocates nothing."""
+    with torch.device("meta"):
+        model = build_model(model_config)
+        activations = 0
+
+        def count(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            nonlocal activations
+            if isinstance(output, torch.Tensor) and not list(module.children()):
+                activations += output.numel()
+
+        hooks = [module.register_forward_hook(count) for module in model.modules()]
+        model(torch.zeros(batch_size, 1, image_size, image_size))
+        for hook in hooks:
+            hook.remove()
+    parameters = parameter_count(model)
+    need = parameters * BYTES_PER_PARAMETER + activations * BYTES_PER_ACTIVATION
+    free = free_memory(device)
+    if free is not None and need > MEMORY_SHARE * free:
+        raise ColorizeError(
+            f"the model does not fit: {parameters:,} parameters and about {need / 2**30:.1f} GiB to train at "
+            f"trainer.batch_size={batch_size}, data.image_size={image_size}, with {free / 2**30:.1f} GiB free on {device} "
+            "(lower model.width, model.depth or trainer.batch_size)"
+        )
+
+
+def free_memory(device: torch.device) -> Optional[int]:
+    """Bytes free for training on `device`, or None where that cannot be read."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:  # Linux: MemAvailable counts reclaimable caches
+                fields = dict(line.split(":", 1) for line in meminfo)
+            return int(fields["MemAvailable"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):  # not Linux: no check rather than a wrong one
+            return None
+    return None

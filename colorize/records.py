@@ -1,0 +1,54 @@
+"""What a training run records in its MLflow run: each epoch's metrics and sample grid, and at the
+end the baselines, the loss curve, the config, the checkpoints and the model."""
+
+import logging
+from pathlib import Path
+
+from colorize import plots
+from colorize.color import as_float
+from colorize.data import Images
+from colorize.loop import Epoch
+from colorize.metrics import baselines, predict
+from colorize.tracking import Tracker
+from colorize.wrapper import Colorizer
+
+log = logging.getLogger(__name__)
+
+
+def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Images, epochs: range, grid_every: int, grid_images: int) -> None:
+    """Metrics at step = epoch; a grid of `grid_images` val images on the first and last epochs this
+    process trains and every `grid_every` epochs (grid_images=0: none)."""
+    tracker.metrics(
+        {
+            "train_loss": epoch.train_loss,
+            **{f"val_{name}": value for name, value in epoch.val.items()},
+            "epoch_seconds": epoch.seconds,
+            "images_per_second": epoch.images_per_second,
+            "lr": epoch.lr,
+        },
+        step=epoch.epoch,
+    )
+    if grid_images and (epoch.epoch in (epochs[0], epochs[-1]) or epoch.epoch % grid_every == 0):
+        shown = val[:grid_images]
+        title = f"epoch {epoch.epoch}: input / prediction / actual"
+        grid = plots.sample_grid(as_float(shown.gray), predict(model, shown), as_float(shown.rgb), title)
+        tracker.figure(grid, f"grids/epoch_{epoch.epoch:04d}.png")
+    log.info(
+        "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB  colorfulness_ratio %.2f  %.1f s  %.0f img/s",
+        epoch.epoch, epochs[-1], epoch.train_loss, epoch.val["loss"], epoch.val["psnr"], epoch.val["colorfulness_ratio"],
+        epoch.seconds, epoch.images_per_second,
+    )
+
+
+def log_end(tracker: Tracker, model: Colorizer, val: Images, history: dict[str, list[float]], config_yaml: str, checkpoints: list[Path]) -> None:
+    if not tracker.has_metric("val_gray_copy_psnr"):
+        # The baselines do not change with training: logged once per run (a resumed run too), at
+        # step 0 beside val_*, and after training so they do not delay its start (~2 s per 6,000 images).
+        reference = baselines(val)
+        tracker.metrics({f"val_{name}": value for name, value in reference.items()}, step=0)
+        log.info("val baselines: gray_copy psnr %.2f dB, lab_zero_ab psnr %.2f dB", reference["gray_copy_psnr"], reference["lab_zero_ab_psnr"])
+    tracker.figure(plots.loss_curve(history["train_loss"], history["val_loss"]), "plots/loss_curve.png")
+    tracker.text(config_yaml, "config.yaml")
+    for path in checkpoints:
+        tracker.artifact(path, "checkpoints")
+    tracker.model(model.cpu(), model.inputs(val[:2]).cpu())
