@@ -5,16 +5,16 @@ config), so this works alike in the sweeper's own process, a joblib worker or an
 """
 
 import logging
+import math
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import optuna
 import sqlalchemy.exc
 from hydra.utils import instantiate
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from colorize import tracking
 from colorize.errors import ColorizeError, DivergedError, one_line
@@ -27,40 +27,72 @@ PRUNER = "pruner"  # the pruner's _target_ config: jobs in other processes build
 # Trial user attributes.
 RUN = "mlflow_run_id"
 REASON = "reason"  # why a trial was pruned or failed, one line
+STOPPED = "worker_stopped"  # True on a trial that failed because its worker stopped (killed, Ctrl-C), not by its own error
 SQLITE_TIMEOUT_S = 60  # concurrent workers wait this long for SQLite's single write lock
 STORAGE_ATTEMPTS = 4  # connection tries, 1, 2 and 3 s apart
 
 
-def open_storage(
-    url: str, heartbeat_interval: Optional[int] = None, on_stale: Optional[Callable[[optuna.Study, FrozenTrial], None]] = None
-) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage; with heartbeat_interval, fail_stale_trials marks trials silent for twice
-    that FAIL and calls on_stale for each."""
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage. Heartbeats are the sweeper's (colorize_sweeper.workers), not Optuna's,
+    whose check skips a trial that never beat."""
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     for attempt in range(STORAGE_ATTEMPTS):
         time.sleep(attempt)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
-            try:
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, heartbeat_stale_trial_callback=on_stale
-                )
-            except sqlalchemy.exc.DBAPIError as error:
-                failure = error  # workers creating a new database's tables at once collide; a server restarts
-            except Exception as error:  # a bad URL, a missing driver: trying again will not help
-                failure = error
-                break
-    raise ColorizeError(f"Optuna storage {tracking.hide_password(url)}: {one_line(failure)}")
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except sqlalchemy.exc.DBAPIError as error:
+            failure = error  # workers creating a new database's tables at once collide; a server restarts
+        except Exception as error:  # a bad URL, a missing driver: trying again will not help
+            failure = error
+            break
+    hint = ""
+    if tracking.hide_password(url) != url:
+        hint = " (the password was given in clear; 'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' leaves no trace of it)"
+    raise ColorizeError(f"Optuna storage {tracking.hide_password(url)}: {tracking.hide_password(one_line(failure))}{hint}")
+
+
+def settle(
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    state: TrialState,
+    value: Optional[float] = None,
+    reason: Optional[str] = None,
+    stopped: bool = False,
+) -> bool:
+    """The one place a sweep's trial changes state, from any process: COMPLETE with its value,
+    PRUNED (with its last reported value), FAIL with a one-line reason (stopped: its worker stopped,
+    not the trial), or WAITING (back to the queue for a later ask). False when another worker
+    settled it first: a finished trial is never changed."""
+    frozen = storage.get_trial(trial_id)
+    if frozen.state.is_finished():
+        return False
+    if state == TrialState.PRUNED and value is None and frozen.last_step is not None:
+        value = frozen.intermediate_values[frozen.last_step]  # samplers rank a pruned trial by it
+    if value is not None and not math.isfinite(value):
+        if state == TrialState.COMPLETE:
+            state, reason = TrialState.FAIL, f"the objective is {value}, not a finite number"
+        value = None
+    try:
+        if reason:
+            storage.set_trial_user_attr(trial_id, REASON, reason)
+        if stopped:
+            storage.set_trial_user_attr(trial_id, STOPPED, True)
+        storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    log.debug("trial %d -> %s %s", frozen.number, state.name, reason or "")
+    return True
 
 
 class SweepTrial:
     """This run's Optuna trial: per-epoch reports, the pruning decision, and how it ended."""
 
     def __init__(self, storage: str, study_name: str, trial_id: int) -> None:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+        self.storage = open_storage(storage)
+        study = optuna.load_study(study_name=study_name, storage=self.storage)
         pruner = study.user_attrs.get(PRUNER)
         if pruner:
             study.pruner = instantiate(pruner)
@@ -89,13 +121,10 @@ class SweepTrial:
             log.info("trial %d pruned after epoch %d (val %.3f)", self.number, epoch, value)
         return self.pruned_at is not None
 
-    def finish(self, state: TrialState, reason: Optional[str]) -> None:
+    def finish(self, state: TrialState, reason: Optional[str], stopped: bool = False) -> None:
         if state == TrialState.COMPLETE and self.value is None:
             state, reason = TrialState.FAIL, "no epoch reported a value"
-        if reason:
-            self.trial.set_user_attr(REASON, reason)
-        values = self.value if state == TrialState.COMPLETE else None
-        self.study.tell(self.trial, values, state=state, skip_if_finished=True)
+        settle(self.storage, self.trial._trial_id, state, self.value if state == TrialState.COMPLETE else None, reason, stopped)
         if self.run_id:
             tracking.tag_run(self.run_id, {"optuna.state": state.name, "optuna.reason": reason or ""})
 
@@ -107,18 +136,19 @@ def reporting(trial: Optional[SweepTrial]) -> Iterator[None]:
     if trial is None:
         yield
         return
-    state, reason = TrialState.FAIL, "interrupted"
+    state, reason, stopped = TrialState.FAIL, "interrupted", True  # Ctrl-C, SIGTERM: not the trial's fault
     try:
         yield
         if trial.pruned_at is not None:
             state, reason = TrialState.PRUNED, f"pruned after epoch {trial.pruned_at}"
         else:
             state, reason = TrialState.COMPLETE, None
+        stopped = False
     except DivergedError as error:
-        state, reason = TrialState.PRUNED, str(error)
+        state, reason, stopped = TrialState.PRUNED, str(error), False
         raise
     except Exception as error:
-        reason = one_line(error)
+        reason, stopped = one_line(error), False
         raise
     finally:
-        trial.finish(state, reason)
+        trial.finish(state, reason, stopped)

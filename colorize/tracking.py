@@ -23,7 +23,7 @@ MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 
 
 def hide_password(uri: str) -> str:
-    return re.sub(r"(//[^:/@]+:)[^@]+@", r"\1***@", uri)
+    return re.sub(r"(//[^:/@]*:)[^@]+@", r"\1***@", uri)  # the user may be empty: postgresql://:pw@host/db
 
 
 def git_commit(cwd: Path) -> Optional[str]:
@@ -193,16 +193,18 @@ class ParentRun:
             client.log_param(parent.run_id, key, hide_password(str(value))[:MAX_PARAM_CHARS])
         return parent
 
-    def reopen(self) -> bool:
-        """Mark RUNNING again for a resumed sweep; False when the run is gone (another store, deleted)."""
+    def reopen(self) -> Optional[str]:
+        """Mark RUNNING again for a resumed sweep; the status it had, or None when the run is gone
+        (another store, deleted)."""
         try:
             run = self.client.get_run(self.run_id)
         except MlflowException:
-            return False
+            return None
         if run.info.lifecycle_stage != "active":
-            return False
-        self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        return True
+            return None
+        if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
+            self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        return run.info.status
 
     def summary(self, metrics: Mapping[str, float], tags: Mapping[str, str], figures: Mapping[str, Figure], texts: Mapping[str, str]) -> None:
         for key, value in metrics.items():
@@ -216,5 +218,5 @@ class ParentRun:
             self.client.log_text(self.run_id, hide_password(text), artifact_file)
 
     def end(self, status: str) -> None:
-        """status: FINISHED, FAILED or KILLED."""
+        """status: FINISHED, FAILED or KILLED; ending an ended run again only sets its status."""
         self.client.set_terminated(self.run_id, status)

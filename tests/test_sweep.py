@@ -15,7 +15,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from colorize.config import register
-from hydra_plugins.colorize_sweeper._impl import distribution
+from hydra_plugins.colorize_sweeper.space import distribution
 from tests.conftest import PROJECT, run_cli, runs
 
 TINY = ["data.limit=200", "tracking.grid_images=2"]  # 160 train / 40 val patches: seconds per trial
@@ -67,7 +67,9 @@ def test_sweep_configs_compose() -> None:
         GlobalHydra.instance().clear()
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == "hydra_plugins.colorize_sweeper.optuna_sweeper.OptunaSweeper"
-    assert sweeper.direction.name == "maximize" and sweeper.sampler.seed == 0
+    assert sweeper.direction is None and cfg.objective.direction == "maximize" and sweeper.sampler.seed == 0  # follows the objective
+    assert sweeper.sampler.multivariate is None and sweeper.sampler.constant_liar is True  # Optuna 5's TPE defaults
+    assert sweeper.check == "colorize.config.check"
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
     assert sweeper.params["optimizer.lr"] == "tag(log, interval(1e-4, 3e-2))"
@@ -164,18 +166,14 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_sweep_completes(tmp
     assert diverged.info.status == "FAILED" and "diverged" in diverged.data.tags["optuna.reason"]
 
 
-def test_failing_trials_are_tolerated_up_to_max_failure_rate(tmp_path: Path) -> None:
-    # width 0 fails the config check inside each job, before any training.
+def test_a_value_every_trial_would_reject_stops_the_sweep_before_any_trial(tmp_path: Path) -> None:
     result = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.max_failure_rate=0.5", "hydra.sweeper.n_trials=2", "model.width=choice(0)")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        "colorize: error: 2 failed trials, more than hydra.sweeper.max_failure_rate=0.5 of n_trials=2 allows; "
-        "last: trial 1: ColorizeError: model.width=0 must be >= 1"
+        "colorize: error: the sweep cannot start: model.width=0 must be >= 1 "
+        "(hydra.sweeper.check=colorize.config.check at optimizer.lr=0.0001 model.width=0)"
     )
-    found = trials(tmp_path)
-    assert [t.state for t in found] == [TrialState.FAIL, TrialState.FAIL]  # the first failure did not stop it
-    [parent], children = parent_and_children(tmp_path)
-    assert parent.info.status == "FAILED" and children == []
+    assert not (tmp_path / "sweeps" / "optuna.db").exists() and not (tmp_path / "mlruns").exists()  # nothing started
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The sweeper's config schema, registered as `hydra/sweeper: colorize_optuna` (imported by Hydra's plugin scan).
 
 Keys and search-space syntax follow hydra-optuna-sweeper, so its configs carry over; `pruner`,
-`heartbeat_interval` and `worker` are new.
+`heartbeat_interval`, `worker` and `check` are new.
 """
 
 from dataclasses import dataclass, field
@@ -20,11 +20,11 @@ class Direction(Enum):
 @dataclass
 class TPESamplerConfig:
     _target_: str = "optuna.samplers.TPESampler"
-    seed: Optional[int] = None
+    seed: Optional[int] = None  # with the trial number, seeds each trial's sampling (sampler.py)
     n_startup_trials: int = 10  # random trials before TPE models the results
     n_ei_candidates: int = 24
-    multivariate: bool = False
-    constant_liar: bool = False  # True keeps parallel workers from sampling next to each other's running trials
+    multivariate: Optional[bool] = None  # null: Optuna's default (multivariate TPE in Optuna 5)
+    constant_liar: bool = True  # Optuna 5's default: keeps parallel workers from sampling next to each other's running trials
 
 
 @dataclass
@@ -79,16 +79,18 @@ class OptunaSweeperConf:
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
     sampler: Any = MISSING
     pruner: Any = MISSING
-    direction: Direction = Direction.minimize
+    direction: Optional[Direction] = None  # null: the task's objective.direction if it has one, else minimize
     # Any Optuna RDB URL (postgresql://, mysql://, sqlite:///); workers sharing it share the study.
     storage: str = "sqlite:///${paths.root_dir}/sweeps/optuna.db"
     study_name: Optional[str] = None  # null: the sweep's name (sweep=<name>)
     n_trials: int = 20  # the study's total of finished (complete or pruned) trials, over all workers and reruns
     n_jobs: int = 1  # worker processes on this machine, each running one trial at a time
-    max_failure_rate: float = 0.0  # a worker stops once its failed trials exceed this share of n_trials
+    max_failure_rate: float = 0.0  # the sweep stops once the study's failed trials (all workers) exceed this share of n_trials
     params: Optional[dict[str, str]] = None  # key: search space, e.g. tag(log, interval(1e-4, 3e-2))
     heartbeat_interval: int = 10  # seconds; a RUNNING trial silent for twice this is marked FAIL
     worker: int = 0  # set by the sweeper on the extra processes it starts for n_jobs > 1
+    # module.function called with the job config at the space's edges before the first trial; raising stops the sweep
+    check: Optional[str] = None
 
 
 cs = ConfigStore.instance()

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 class OptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        from hydra_plugins.colorize_sweeper._impl import OptunaSweeperImpl
+        from hydra_plugins.colorize_sweeper.sweeper import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(**settings)
 

@@ -1,0 +1,70 @@
+"""The sampler a worker asks with: the configured one, reseeded for every trial from the configured
+seed and the trial's number.
+
+The trial number is unique to the worker that holds the trial, however many workers start at the same
+instant, so seeded workers never propose alike; one worker on a new study proposes the same values on
+every run (reproducible); and a resumed study goes on with new numbers, so new values, instead of
+repeating its first trials.
+"""
+
+import math
+from typing import Any, Callable, Optional
+
+import numpy as np
+import optuna
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from hydra_plugins.colorize_sweeper import space as search_space
+
+
+def trial_seed(seed: int, number: int) -> int:
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+class PerTrialSeed(BaseSampler):
+    """Delegates to a sampler built afresh for each trial with trial_seed(seed, number)."""
+
+    def __init__(self, build: Callable[[int], BaseSampler], seed: int) -> None:
+        self.build = build
+        self.seed = seed
+        self.sampler = build(seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.sampler = self.build(trial_seed(self.seed, trial.number))
+        self.sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self.sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self.sampler.sample_relative(study, trial, space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: BaseDistribution) -> Any:
+        return self.sampler.sample_independent(study, trial, name, distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Optional[list[float]]) -> None:
+        self.sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.sampler.reseed_rng()
+
+
+def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[BaseSampler, Optional[int]]:
+    """The sampler, and the grid's size for a grid sampler (None otherwise). Keys left null keep
+    Optuna's defaults (TPE: multivariate, constant liar)."""
+    settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if v is not None}
+    seed = settings.pop("seed", None)
+    grid: Optional[dict[str, list]] = None
+    if settings.get("_partial_"):  # the grid sampler takes the space as lists of values
+        grid = {key: search_space.grid_values(key, dist) for key, dist in space.items()}
+
+    def make(seed: Optional[int]) -> BaseSampler:
+        sampler = instantiate(settings, seed=seed)
+        return sampler if grid is None else sampler(search_space=grid)
+
+    grid_size = None if grid is None else math.prod(len(values) for values in grid.values())
+    return (make(None) if seed is None else PerTrialSeed(make, seed)), grid_size

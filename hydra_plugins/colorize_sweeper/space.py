@@ -1,0 +1,93 @@
+"""The search space: hydra-optuna-sweeper's override syntax read into Optuna distributions, the
+grid sampler's values, the points checked before the first trial, and values written back as overrides."""
+
+import re
+from typing import Any, Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from colorize.errors import ColorizeError
+
+UNQUOTED = re.compile(r"[\w./:@+\-%]*")  # values Hydra's override grammar reads without quotes
+
+
+def distribution(override: Override) -> Optional[BaseDistribution]:
+    """hydra-optuna-sweeper's syntax: choice(...), range(...), interval(...), int(interval(...)),
+    tag(log, ...); None for a plain value."""
+    if not override.is_sweep_override():
+        return None
+    value = override.value()
+    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
+        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+    if isinstance(value, RangeSweep):
+        values = list(override.sweep_iterator())  # Hydra's range excludes stop; Optuna's high is included
+        if not values:
+            raise ColorizeError(f"{override.input_line}: an empty range")
+        step = abs(value.step)
+        if all(isinstance(v, int) for v in values):
+            return IntDistribution(min(values), max(values), step=int(step))
+        return FloatDistribution(float(min(values)), float(min(values)) + step * (len(values) - 1), step=float(step))
+    if isinstance(value, IntervalSweep):
+        log_scale = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log_scale)
+        return FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    raise ColorizeError(f"{override.input_line}: the Optuna sweeper cannot sample this")
+
+
+def parse(params: dict, arguments: list[str], parser: OverridesParser) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+    """The sweep's params, then the command line (later wins): the space searched, and the fixed
+    overrides every trial gets."""
+    space: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in parser.parse_overrides([f"{key}={value}" for key, value in params.items()] + list(arguments)):
+        key = override.get_key_element()
+        space.pop(key, None)
+        fixed.pop(key, None)
+        found = distribution(override)
+        if found is None:
+            fixed[key] = override.input_line or f"{key}={override.get_value_element_as_str()}"
+        else:
+            space[key] = found
+    if not space:
+        raise ColorizeError("nothing to search: give hydra.sweeper.params or a sweep such as optimizer.lr='tag(log, interval(1e-4, 1e-2))'")
+    return space, fixed
+
+
+def grid_values(key: str, dist: BaseDistribution) -> list:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None:
+        count = round((dist.high - dist.low) / dist.step) + 1
+        return [dist.low + i * dist.step for i in range(count)]
+    raise ColorizeError(f"{key}: the grid sampler needs choice(...) or range(...), not {dist}")
+
+
+def edge_points(space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """Points that together hold every bound of every numeric dimension and every choice: the first
+    takes all lows and first choices, the others all highs and the following choices. Checking them
+    finds a value that no trial could use before any trial starts (not every combination)."""
+    count = max([2] + [len(d.choices) for d in space.values() if isinstance(d, CategoricalDistribution)])
+    points = []
+    for i in range(count):
+        point = {}
+        for key, dist in space.items():
+            if isinstance(dist, CategoricalDistribution):
+                point[key] = dist.choices[min(i, len(dist.choices) - 1)]
+            else:
+                point[key] = dist.low if i == 0 else dist.high
+        points.append(point)
+    return points
+
+
+def quote(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, str) and not UNQUOTED.fullmatch(text):
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return text
+
+
+def overrides(point: dict[str, Any]) -> list[str]:
+    return [f"{key}={quote(value)}" for key, value in point.items()]

@@ -1,0 +1,191 @@
+"""The worker loop: ask a trial, keep its heartbeat, launch it, and stop at the study's budget.
+
+Every worker (the n_jobs processes of one command, other commands, other machines) runs this loop on
+the same study; the storage is the only coordination:
+- the budget is global: a worker asks for a trial only while finished + running < n_trials, and a
+  trial numbered past the budget (two workers asked at once) goes back to WAITING for a later ask;
+- a worker records its running trial's heartbeat from the moment it asks; any worker fails a RUNNING
+  trial that started more than twice heartbeat_interval ago and has not beaten within that time (its
+  worker died, before or after its first beat), so a dead worker's trial is replaced and no worker
+  waits without a deadline;
+- the failure budget counts the study's failed trials, all workers together;
+- a worker stops once the budget is reached and nothing runs.
+"""
+
+import logging
+import math
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, Optional
+
+import optuna
+import sqlalchemy
+import sqlalchemy.exc
+from optuna.distributions import BaseDistribution
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+
+from colorize import sweeping
+from colorize.errors import ColorizeError, one_line
+from hydra_plugins.colorize_sweeper.space import quote
+
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0  # how often a worker waiting on others' running trials looks again
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)  # trials that use up the budget
+TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+Lost = Callable[[FrozenTrial], None]
+
+
+def fail_stale(storage: optuna.storages.RDBStorage, study_id: int, grace_s: float, on_lost: Lost, now: Callable[[], datetime] = datetime.now) -> None:
+    """FAIL each RUNNING trial older than grace_s whose last heartbeat, if it has one, is older too.
+    Its start is compared on this machine's clock (Optuna writes it with the asking worker's clock),
+    its heartbeat on the database's, which wrote it. A re-asked trial starts anew, so its old
+    heartbeat does not make it stale."""
+    grace = timedelta(seconds=grace_s)
+    trials, beats = models.TrialModel.__table__.c, models.TrialHeartbeatModel.__table__.c
+    query = (
+        sqlalchemy.select(trials.trial_id, trials.datetime_start, beats.heartbeat)
+        .select_from(models.TrialModel.__table__.outerjoin(models.TrialHeartbeatModel.__table__, beats.trial_id == trials.trial_id))
+        .where(trials.study_id == study_id, trials.state == TrialState.RUNNING.name)
+    )
+    with storage.engine.connect() as connection:
+        db_now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar().replace(tzinfo=None)
+        rows = connection.execute(query).all()
+    local_now = now()
+    for trial_id, started, beat in rows:
+        if started is None or local_now - started <= grace or (beat is not None and db_now - beat <= grace):
+            continue
+        reason = f"its worker stopped: no heartbeat for {grace_s:g} s"
+        if sweeping.settle(storage, trial_id, TrialState.FAIL, reason=reason, stopped=True):
+            on_lost(storage.get_trial(trial_id))
+
+
+class Heartbeat:
+    """Records a trial's heartbeat at once and every interval until closed, and meanwhile fails other
+    workers' stale trials, so that a dead worker's trial is failed within about three intervals,
+    however long the trials here are."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int, interval: float, check: Callable[[], None]) -> None:
+        self.stop = threading.Event()
+        storage.record_heartbeat(trial_id)
+
+        def beat() -> None:
+            while not self.stop.wait(interval):
+                try:
+                    storage.record_heartbeat(trial_id)
+                    check()
+                except Exception as error:  # a short database outage; the next beat retries
+                    log.warning("heartbeat of trial id %d: %s", trial_id, one_line(error))
+
+        self.thread = threading.Thread(target=beat, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def claim(storage: optuna.storages.RDBStorage, study_id: int, key: str) -> bool:
+    """True for exactly one caller per key, in any process: the study's system attributes are unique
+    per key, so of the workers inserting the same key one succeeds (Optuna's own setter upserts)."""
+    table = models.StudySystemAttributeModel.__table__
+    try:
+        with storage.engine.begin() as connection:
+            connection.execute(table.insert().values(study_id=study_id, key=key, value_json="true"))
+    except sqlalchemy.exc.IntegrityError:
+        return False
+    return True
+
+
+class Worker:
+    """One worker's loop on the study; launch runs a trial to its end and returns its final state."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        storage: optuna.storages.RDBStorage,
+        space: dict[str, BaseDistribution],
+        n_trials: int,
+        max_failure_rate: float,
+        heartbeat_interval: float,
+        on_lost: Lost,
+    ) -> None:
+        self.study = study
+        self.storage = storage
+        self.space = space
+        self.n_trials = n_trials
+        self.max_failure_rate = max_failure_rate
+        self.heartbeat_interval = heartbeat_interval
+        self.on_lost = on_lost
+
+    def fail_stale(self) -> None:
+        fail_stale(self.storage, self.study._study_id, 2 * self.heartbeat_interval, self.on_lost)
+
+    def counts(self) -> tuple[int, int]:
+        """Finished (complete or pruned) and running trials of the study."""
+        states = Counter(t.state for t in self.study.get_trials(deepcopy=False))
+        return sum(states[s] for s in COUNTED), states[TrialState.RUNNING]
+
+    def check_failures(self) -> None:
+        failed = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get(sweeping.STOPPED)]
+        if len(failed) > math.floor(self.max_failure_rate * self.n_trials):
+            last = max(failed, key=lambda t: t.number)
+            raise ColorizeError(
+                f"{len(failed)} failed trials in study {self.study.study_name} (all workers), more than "
+                f"hydra.sweeper.max_failure_rate={self.max_failure_rate} of n_trials={self.n_trials} allows; "
+                f"last: trial {last.number}: {last.user_attrs.get(sweeping.REASON, 'no reason recorded')}"
+            )
+
+    def run(self, launch: Callable[[optuna.Trial], TrialState]) -> Counter:
+        """Trials until the study's budget is reached and nothing runs; the states of this worker's trials."""
+        mine: Counter = Counter()
+        while True:
+            self.fail_stale()
+            finished, running = self.counts()
+            if finished >= self.n_trials and running == 0:
+                return mine
+            self.check_failures()
+            if finished + running >= self.n_trials:
+                time.sleep(POLL_S)  # the rest are running elsewhere; if one dies, this worker replaces it
+                continue
+            state = self.run_one(launch)
+            if state is not None:
+                mine[state] += 1
+
+    def run_one(self, launch: Callable[[optuna.Trial], TrialState]) -> Optional[TrialState]:
+        trial = None
+        try:
+            trial = self.study.ask(self.space)
+            heartbeat = Heartbeat(self.storage, trial._trial_id, self.heartbeat_interval, self.fail_stale)
+            try:
+                ahead = sum(1 for t in self.study.get_trials(deepcopy=False, states=TAKEN) if t.number < trial.number)
+                if ahead >= self.n_trials:
+                    sweeping.settle(self.storage, trial._trial_id, TrialState.WAITING)  # over budget: for a later ask
+                    return None
+                return launch(trial)
+            finally:
+                heartbeat.close()
+        except BaseException as error:
+            if trial is not None:
+                interrupted = isinstance(error, KeyboardInterrupt)
+                reason = "interrupted" if interrupted else one_line(error)
+                sweeping.settle(self.storage, trial._trial_id, TrialState.FAIL, reason=reason, stopped=interrupted)
+            raise
+
+
+def start_processes(n_jobs: int, sweep_dir: Path) -> list[subprocess.Popen]:
+    """n_jobs - 1 more processes of this same command: separate interpreters, one study."""
+    own = [a for a in sys.orig_argv[1:] if not a.startswith(("hydra.sweeper.n_jobs=", "hydra.sweep.dir="))]
+    processes = []
+    for k in range(1, n_jobs):
+        args = [sys.executable, *own, "hydra.sweeper.n_jobs=1", f"hydra.sweeper.worker={k}", f"hydra.sweep.dir={quote(str(sweep_dir))}"]
+        processes.append(subprocess.Popen(args))
+    log.info("started %d more worker processes", len(processes))
+    return processes

@@ -1,0 +1,283 @@
+"""The worker loop in-process: workers are sweepers made from the real composed config, run in threads
+on one SQLite study in tmp_path; a stand-in launcher runs a trivial task in the worker's thread, and a
+stand-in parent run records what happens to it. Concurrency is ordered with barriers and events."""
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext
+from hydra._internal.callbacks import Callbacks
+from optuna.trial import TrialState
+
+from colorize import tracking
+from colorize.config import register
+from tests.conftest import PROJECT
+
+Task = Callable[[dict[str, str]], float]
+
+
+def lr_score(params: dict[str, str]) -> float:
+    return -abs(float(params["optimizer.lr"]) - 3e-3)
+
+
+class Launcher:
+    """Hydra's launcher interface; the job is task(overrides as a dict) in this thread."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def launch(self, job_overrides: list[list[str]], initial_job_idx: int) -> list[JobReturn]:
+        [overrides] = job_overrides
+        result = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
+        try:
+            result.return_value = self.task(dict(o.split("=", 1) for o in overrides))
+        except Exception as error:
+            result.status, result.return_value = JobStatus.FAILED, error
+        return [result]
+
+
+class Parent:
+    """tracking.ParentRun's interface, recording what happens to the one parent run."""
+
+    events: list[str] = []
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.run_id = run_id
+
+    @classmethod
+    def create(cls, uri: str, experiment: str, run_name: str, params: Any, tags: Any) -> "Parent":
+        cls.events.append("create")
+        return cls(uri, "parent-run")
+
+    def reopen(self) -> str:
+        self.events.append("reopen")
+        return "RUNNING"
+
+    def summary(self, **kwargs: Any) -> None:
+        self.events.append("summary")
+
+    def end(self, status: str) -> None:
+        self.events.append(f"end {status}")
+
+
+class Command:
+    """A sweeper as Hydra runs it: sweep() gets the command line's overrides but Hydra's own."""
+
+    def __init__(self, sweeper: Any, arguments: list[str]) -> None:
+        self.sweeper = sweeper
+        self.arguments = arguments
+
+    def sweep(self, extra: list[str]) -> None:
+        self.sweeper.sweep(self.arguments + extra)
+
+
+@pytest.fixture
+def make_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """make_worker(*overrides, task=...) -> a sweeper of `python -m colorize.train -m sweep=smoke ...`."""
+    register()
+    monkeypatch.setattr(tracking, "ParentRun", Parent)
+    Parent.events = []
+    with initialize_config_dir(str(PROJECT / "conf"), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+
+        def make(*overrides: str, task: Task = lr_score, sweep: str = "smoke") -> Any:
+            given = [*([f"sweep={sweep}"] if sweep else []), f"paths.root_dir={tmp_path}", "hydra.sweep.dir=" + str(tmp_path / "sweeps" / "run"), *overrides]
+            cfg = compose("train", given, return_hydra_config=True)
+            context = HydraContext(config_loader=loader, callbacks=Callbacks(cfg))
+            sweeper = Plugins.instance().instantiate_sweeper(hydra_context=context, task_function=lambda c: None, config=cfg)
+            sweeper.sweeper.launcher = Launcher(task)
+            return Command(sweeper, [o for o in given if not o.startswith("hydra")])
+
+        yield make
+    GlobalHydra.instance().clear()
+
+
+def storage_url(root: Path) -> str:
+    (root / "sweeps").mkdir(exist_ok=True)
+    return f"sqlite:///{root}/sweeps/optuna.db"
+
+
+def study(root: Path, name: str = "smoke") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{root}/sweeps/optuna.db")
+
+
+def run_together(sweepers: list[Any], monkeypatch: pytest.MonkeyPatch, arguments: list[str] = []) -> list[BaseException | None]:
+    """Each sweeper in its thread; every one has opened the study before any asks its first trial."""
+    barrier = threading.Barrier(len(sweepers))
+    passed: set[int] = set()
+    ask = optuna.Study.ask
+
+    def ask_together(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
+        if threading.get_ident() not in passed:
+            passed.add(threading.get_ident())
+            barrier.wait(timeout=60)
+        return ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_together)
+    errors: list[BaseException | None] = [None] * len(sweepers)
+
+    def work(i: int) -> None:
+        try:
+            sweepers[i].sweep(arguments)
+        except BaseException as error:
+            errors[i] = error
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(sweepers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a worker is still waiting"
+    return errors
+
+
+def test_workers_started_together_on_a_seeded_study_propose_distinct_values(tmp_path: Path, make_worker, monkeypatch) -> None:
+    # Four commands of the SLURM-array recipe: all worker 0, sampler.seed 0, started at one instant.
+    workers = [make_worker("hydra.sweeper.n_trials=4") for _ in range(4)]
+    assert run_together(workers, monkeypatch) == [None] * 4
+    found = study(tmp_path).get_trials()
+    assert [t.state for t in found] == [TrialState.COMPLETE] * 4
+    assert len({tuple(sorted(t.params.items())) for t in found}) == 4, [t.params for t in found]
+
+
+def test_a_seeded_worker_is_reproducible_and_a_resumed_study_goes_on(tmp_path: Path, make_worker) -> None:
+    make_worker("hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=a").sweep([])
+    make_worker("hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=b").sweep([])
+    first = [t.params for t in study(tmp_path, "a").get_trials()]
+    assert first == [t.params for t in study(tmp_path, "b").get_trials()]  # one seeded worker: same values each run
+    make_worker("hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=a").sweep([])  # the README's resume
+    resumed = [t.params for t in study(tmp_path, "a").get_trials()]
+    assert resumed[:2] == first and all(p not in first for p in resumed[2:]), resumed
+
+
+def test_a_running_trial_that_never_beat_is_failed_and_the_sweep_ends(tmp_path: Path, make_worker) -> None:
+    # A worker died between asking its trial and its first heartbeat, a minute ago.
+    worker = make_worker("hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1")
+    created = optuna.create_study(study_name="smoke", storage=storage_url(tmp_path), direction="maximize")
+    created.set_user_attr("mlflow_parent_run_id", "parent-run")  # the dead worker created the study and its parent run
+    orphan = created.ask()
+    with sqlite3.connect(tmp_path / "sweeps" / "optuna.db") as db:
+        db.execute("UPDATE trials SET datetime_start = datetime(datetime_start, '-60 seconds') WHERE trial_id = ?", (orphan._trial_id,))
+    thread = threading.Thread(target=worker.sweep, args=([],), daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the sweep still waits on a trial that never beat"
+    found = study(tmp_path).get_trials()
+    assert [t.state for t in found] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert found[0].user_attrs["reason"] == "its worker stopped: no heartbeat for 2 s"
+
+
+def test_a_requeued_trial_is_not_failed_when_asked_again(tmp_path: Path, make_worker, monkeypatch) -> None:
+    # Trial 0 went back to WAITING (over budget) long ago, keeping its last heartbeat row.
+    storage = optuna.storages.RDBStorage(storage_url(tmp_path))
+    created = optuna.create_study(study_name="smoke", storage=storage, direction="maximize")
+    created.set_user_attr("mlflow_parent_run_id", "parent-run")
+    requeued = created.ask()
+    storage.record_heartbeat(requeued._trial_id)
+    storage.set_trial_state_values(requeued._trial_id, TrialState.WAITING)
+    with sqlite3.connect(tmp_path / "sweeps" / "optuna.db") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour')")
+        db.execute("UPDATE trials SET datetime_start = datetime(datetime_start, '-1 hour')")
+    asker, other = (make_worker("hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1") for _ in range(2))
+    # Between the asker's re-ask and its first heartbeat, the other worker looks for stale trials and
+    # then waits on the running trial (or, if it found trial 0 stale, runs one itself and ends).
+    other_waits = threading.Event()
+    other_thread = threading.Thread(target=other.sweep, args=([],), daemon=True)
+    sleep, beat = __import__("time").sleep, optuna.storages.RDBStorage.record_heartbeat
+
+    def sleep_noting(seconds: float) -> None:
+        if threading.current_thread() is other_thread:
+            other_waits.set()
+        sleep(min(seconds, 0.2))
+
+    def beat_after_the_other_looked(self: optuna.storages.RDBStorage, trial_id: int) -> None:
+        if trial_id == requeued._trial_id and not other_thread.is_alive() and not other_waits.is_set():
+            other_thread.start()
+            while not other_waits.wait(0.05) and other_thread.is_alive():
+                pass
+        beat(self, trial_id)
+
+    monkeypatch.setattr("time.sleep", sleep_noting)
+    monkeypatch.setattr(optuna.storages.RDBStorage, "record_heartbeat", beat_after_the_other_looked)
+    asker.sweep([])
+    other_thread.join(timeout=60)
+    assert not other_thread.is_alive()
+    found = study(tmp_path).get_trials()
+    assert found[0].state == TrialState.COMPLETE, [(t.number, t.state.name, t.user_attrs) for t in found]
+    assert len(found) == 1
+
+
+def test_the_failure_budget_counts_every_workers_failures(tmp_path: Path, make_worker) -> None:
+    def crash(params: dict[str, str]) -> float:
+        raise RuntimeError("out of memory")
+
+    settings = ["hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=0.5"]  # one failure tolerated
+    with pytest.raises(SystemExit):
+        make_worker(*settings, task=crash).sweep([])
+    assert len(study(tmp_path).get_trials()) == 2
+    with pytest.raises(SystemExit) as stopped:  # a second worker: the study's failures count, not its own
+        make_worker(*settings, task=crash).sweep([])
+    assert str(stopped.value) == (
+        "colorize: error: 2 failed trials in study smoke (all workers), more than hydra.sweeper.max_failure_rate=0.5 "
+        "of n_trials=2 allows; last: trial 1: RuntimeError: out of memory"
+    )
+    assert len(study(tmp_path).get_trials()) == 2
+
+
+def test_a_sweep_without_direction_follows_the_declared_objective(tmp_path: Path, make_worker) -> None:
+    search = ["hydra/sweeper=colorize_optuna", "hydra.sweeper.n_trials=1"]
+    make_worker(*search, sweep=None).sweep(["optimizer.lr=tag(log, interval(1e-4, 1e-2))"])
+    assert study(tmp_path, "colorize").direction == optuna.study.StudyDirection.MAXIMIZE  # objective.direction: val_psnr
+    chosen = ["hydra.sweeper.study_name=by_loss", "objective.metric=val_loss", "objective.direction=minimize"]
+    make_worker(*search, *chosen, sweep=None).sweep(["optimizer.lr=tag(log, interval(1e-4, 1e-2))"])
+    assert study(tmp_path, "by_loss").direction == optuna.study.StudyDirection.MINIMIZE
+
+
+def test_a_direction_against_the_objective_stops_with_one_line(tmp_path: Path, make_worker) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker("hydra.sweeper.direction=minimize").sweep([])
+    assert str(stopped.value) == (
+        "colorize: error: hydra.sweeper.direction=minimize contradicts objective.direction=maximize (of val_psnr): "
+        "drop hydra.sweeper.direction, the sweep follows the objective"
+    )
+
+
+def test_two_first_workers_close_the_parent_run_once(tmp_path: Path, make_worker, monkeypatch) -> None:
+    workers = [make_worker("hydra.sweeper.n_trials=2") for _ in range(2)]  # two commands, both worker 0
+    assert run_together(workers, monkeypatch) == [None, None]
+    assert Parent.events.count("create") == 1
+    assert [e for e in Parent.events if e.startswith(("end", "summary"))] == ["summary", "end FINISHED"]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.width=tag(log, interval(0.5, 2.5))", "colorize: error: the sweep cannot start: "),
+        ("optimizer.lr=-1", "colorize: error: the sweep cannot start: optimizer.lr=-1.0 must be > 0 (hydra.sweeper.check=colorize.config.check at "),
+    ],
+)
+def test_a_value_no_trial_can_use_stops_the_sweep_before_the_first(tmp_path: Path, make_worker, override: str, expected: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker().sweep([override])
+    assert str(stopped.value).startswith(expected) and "\n" not in str(stopped.value)
+    if "width" in override:
+        assert "model.width" in str(stopped.value)
+    assert not (tmp_path / "sweeps" / "optuna.db").exists() or study(tmp_path).get_trials() == []
+
+
+def test_passwords_are_masked_in_errors_and_multirun_yaml(tmp_path: Path, make_worker) -> None:
+    assert tracking.hide_password("postgresql://:secret@host/db") == "postgresql://:***@host/db"
+    with pytest.raises(SystemExit) as stopped:
+        make_worker("hydra.sweeper.storage=postgresql://:secret@127.0.0.1:9/optuna").sweep([])
+    assert str(stopped.value).startswith("colorize: error: Optuna storage postgresql://:***@127.0.0.1:9/optuna: ")
+    assert "${oc.env:OPTUNA_STORAGE}" in str(stopped.value) and "secret" not in str(stopped.value)
+    saved = (tmp_path / "sweeps" / "run" / "multirun.yaml").read_text()
+    assert "secret" not in saved and "postgresql://:***@127.0.0.1:9/optuna" in saved
