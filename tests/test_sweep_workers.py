@@ -261,7 +261,7 @@ def test_two_first_workers_close_the_parent_run_once(tmp_path: Path, make_worker
     "override, expected",
     [
         ("model.width=tag(log, interval(0.5, 2.5))", "colorize: error: the sweep cannot start: "),
-        ("optimizer.lr=-1", "colorize: error: the sweep cannot start: optimizer.lr=-1.0 must be > 0 (hydra.sweeper.check=colorize.config.check at "),
+        ("optimizer.lr=-1", "colorize: error: the sweep cannot start: optimizer.lr=-1.0 must be finite and > 0 (hydra.sweeper.check=colorize.config.check at "),
     ],
 )
 def test_a_value_no_trial_can_use_stops_the_sweep_before_the_first(tmp_path: Path, make_worker, override: str, expected: str) -> None:
