@@ -49,6 +49,11 @@ class DataConfig:
     limit: Optional[int] = None  # cap on the number of images, for quick runs
     seed: int = 0  # the split's seed, kept apart from trainer.seed so the val set stays fixed
     on_bad_image: OnBadImage = OnBadImage.error
+    # Random crops and left-right flips of the training images: each is held at image_size * 9/8
+    # and cut to image_size at a random place per batch; val images are cut in the middle.
+    augment: bool = False
+    in_memory: str = "auto"  # true, false (stream a folder's files), or auto: stream when the decoded set would not fit
+    workers: Optional[int] = None  # decoding processes when streaming; null: min(4, CPU cores)
 
 
 @dataclass
@@ -226,6 +231,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("data.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)"),
     ("data.image_size", lambda v: v >= 8, "must be >= 8"),
     ("data.limit", lambda v: v is None or v >= 2, "must be >= 2 or null"),
+    ("data.in_memory", lambda v: str(v).lower() in ("auto", "true", "false"), "must be auto, true or false"),
+    ("data.workers", lambda v: v is None or v >= 0, "must be >= 0 or null"),
     ("tracking.grid_every", lambda v: v >= 1, "must be >= 1"),
     ("tracking.grid_images", lambda v: v >= 0, "must be >= 0 (0: no sample grids)"),
     ("trainer.precision", lambda v: v in ("auto", "32", "bf16"), "must be auto, 32 or bf16"),

@@ -4,9 +4,9 @@ import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional, Protocol
 
 import cv2
 import numpy as np
@@ -41,14 +41,70 @@ class Images:
     def __getitem__(self, index: torch.Tensor | slice) -> "Images":
         return Images(self.gray[index], self.rgb[index], None if self.lab is None else self.lab[index])
 
+    def crop(self, top: int, left: int, size: int) -> "Images":
+        window = (..., slice(top, top + size), slice(left, left + size))
+        return Images(self.gray[window], self.rgb[window], None if self.lab is None else self.lab[window])
+
     def to(self, device: torch.device) -> "Images":
         return Images(self.gray.to(device), self.rgb.to(device), None if self.lab is None else self.lab.to(device))
+
+    def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator["Images"]:
+        """Batches of the images at `order` (indices on this set's device), or all in stored order."""
+        order = torch.arange(len(self)) if order is None else order
+        order = order.to(self.gray.device)
+        return (self[order[i : i + batch_size]] for i in range(0, len(order), batch_size))
+
+    def head(self, n: int) -> "Images":
+        return self[:n]
+
+
+class Cropped:
+    """Training images held at a larger size, each batch cut to `size` at a random place and flipped
+    left-right at random, per image, on the device (data.augment)."""
+
+    def __init__(self, images: Images, size: int, generator: torch.Generator) -> None:
+        self.images, self.size, self.generator = images, size, generator
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator[Images]:
+        for batch in self.images.batches(batch_size, order):
+            yield crop_flip(batch, self.size, self.generator)
+
+    def head(self, n: int) -> Images:
+        margin = (self.images.rgb.shape[-1] - self.size) // 2
+        return self.images[:n].crop(margin, margin, self.size)
+
+
+def crop_flip(batch: Images, size: int, generator: torch.Generator) -> Images:
+    """Each image's own random size x size window, mirrored for about half of them."""
+    n, side, device = len(batch), batch.rgb.shape[-1], batch.rgb.device
+    top, left = (torch.randint(0, side - size + 1, (2, n), generator=generator, device=generator.device).to(device))
+    flip = torch.rand(n, generator=generator, device=generator.device).to(device) < 0.5
+    steps = torch.arange(size, device=device)
+    rows = (top[:, None] + steps)[:, None, :, None]  # (N, 1, S, 1)
+    cols = left[:, None] + steps
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # (N, 1, 1, S)
+    pick = lambda x: x[torch.arange(n, device=device)[:, None, None, None], torch.arange(x.shape[1], device=device)[None, :, None, None], rows, cols]  # noqa: E731
+    return Images(pick(batch.gray), pick(batch.rgb), None if batch.lab is None else pick(batch.lab))
+
+
+class Batches(Protocol):
+    """A data set the loop and the metrics can walk: held on the device (Images, Cropped) or
+    decoded from files as it goes (colorize.stream.Stream)."""
+
+    def __len__(self) -> int: ...
+
+    def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator[Images]: ...
+
+    def head(self, n: int) -> Images: ...
 
 
 @dataclass
 class Split:
-    train: Images
-    val: Images
+    train: Batches
+    val: Batches
 
 
 def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), with_lab: bool = True, batch_size: int = 5000) -> Images:
@@ -217,6 +273,9 @@ class Source:
     limit: Optional[int]
     skip_bad: bool
     cache_dir: Path
+    augment: bool = False
+    in_memory: str = "auto"
+    workers: Optional[int] = None
 
     @classmethod
     def from_config(cls, data: Any, cache_dir: str) -> "Source":
@@ -230,6 +289,9 @@ class Source:
             limit=data.limit,
             skip_bad=data.on_bad_image.value == "skip",
             cache_dir=Path(cache_dir),
+            augment=data.augment,
+            in_memory=str(data.in_memory).lower(),
+            workers=data.workers,
         )
 
 
@@ -241,14 +303,26 @@ def load_rgb(spec: Source) -> np.ndarray:
     return load_folder(Path(spec.root), spec.image_size, spec.skip_bad, spec.cache_dir)
 
 
-def load_split(spec: Source, device: torch.device, with_lab: bool = True) -> Split:
+def load_size(spec: Source) -> int:
+    """The size images are decoded at: larger than image_size when training cuts random crops."""
+    return spec.image_size + spec.image_size // 8 if spec.augment else spec.image_size
+
+
+def load_split(spec: Source, device: torch.device, with_lab: bool = True, generator: Optional[torch.Generator] = None) -> Split:
     """The train and val parts, with Lab only for lab-target models (`with_lab`): the rest never
-    read it, and it is the costliest conversion, at 4x the bytes."""
-    rgb = load_rgb(spec)
+    read it, and it is the costliest conversion, at 4x the bytes. With data.augment, `generator`
+    draws the crops and flips of the training batches."""
+    size = load_size(spec)
+    rgb = load_rgb(replace(spec, image_size=size))
     # Split the uint8 array first: only the images in use get gray and Lab, and no second copy of
     # the converted set is ever held.
     train, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)
-    return Split(train=from_rgb(rgb[train.numpy()], device, with_lab), val=from_rgb(rgb[val.numpy()], device, with_lab))
+    train_images, val_images = from_rgb(rgb[train.numpy()], device, with_lab), from_rgb(rgb[val.numpy()], device, with_lab)
+    if size == spec.image_size:
+        return Split(train=train_images, val=val_images)
+    margin = (size - spec.image_size) // 2
+    generator = generator or torch.Generator(device=device).manual_seed(spec.seed)
+    return Split(train=Cropped(train_images, spec.image_size, generator), val=val_images.crop(margin, margin, spec.image_size))
 
 
 def load_test(spec: Source, device: torch.device) -> tuple[Images, str]:

@@ -1,5 +1,7 @@
 """Where tensors live."""
 
+from typing import Optional
+
 import torch
 
 from colorize.errors import ColorizeError
@@ -27,3 +29,17 @@ def pick_device(name: str, key: str = "trainer.device") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ColorizeError(f"{key}={name} but MPS is not available here (use trainer.device=auto)")
     return device
+
+
+def free_memory(device: torch.device) -> Optional[int]:
+    """Bytes free on `device`, or None where that cannot be read."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:  # Linux: MemAvailable counts reclaimable caches
+                fields = dict(line.split(":", 1) for line in meminfo)
+            return int(fields["MemAvailable"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):  # not Linux: no check rather than a wrong one
+            return None
+    return None

@@ -1,4 +1,4 @@
-"""The training loop: whole data set on the device, batches by index, one host sync per epoch."""
+"""The training loop: batches by index of a seeded permutation (of data held on the device, or\nstreamed from files), one host sync per epoch."""
 
 import contextlib
 import math
@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from colorize.wrapper import Colorizer
 from colorize.errors import DivergedError
-from colorize.data import Images, Split
+from colorize.data import Batches, Split
+from colorize.distributed import Ranks, total
 from colorize.metrics import LossFn, evaluate
 
 PROGRESS_EVERY = 20  # steps between progress-bar loss updates, each a host sync
@@ -50,28 +51,37 @@ def train_epoch(
     model: Colorizer,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
-    images: Images,
+    images: Batches,
     settings: Settings,
     shuffle: torch.Generator,
+    ranks: Ranks = Ranks(),
+    net: Optional[torch.nn.Module] = None,
 ) -> float:
+    """One epoch over this process's share of a seeded permutation; `net` is model.net, or its
+    DistributedDataParallel wrapper, which averages the gradients of all processes."""
     model.train()
-    n, device = len(images), images.gray.device
+    net = net or model.net
+    device = shuffle.device
     memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
-    order = torch.randperm(n, generator=shuffle, device=shuffle.device).to(device)
-    loss_sum = torch.zeros((), device=device)
-    bar = tqdm(range(0, n, settings.batch_size), leave=False, disable=not settings.progress, unit="batch")
-    for step, start in enumerate(bar):
-        batch = images[order[start : start + settings.batch_size]]
+    order = ranks.shard(torch.randperm(len(images), generator=shuffle, device=device))
+    batch_size = settings.batch_size // ranks.world  # trainer.batch_size is the batch of all processes
+    loss_sum, count = torch.zeros((), device=device), 0
+    batches = images.batches(batch_size, order)
+    bar = tqdm(batches, total=math.ceil(len(order) / batch_size), leave=False, disable=not settings.progress, unit="batch")
+    for step, batch in enumerate(bar):
         inputs = model.inputs(batch).contiguous(memory_format=memory_format)
         with autocast(device, settings.autocast):
-            loss = loss_fn(model.predict(inputs), model.targets(batch))  # in the target space
+            loss = loss_fn(model.activate(net(inputs)), model.targets(batch))  # in the target space
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(batch)  # accumulate on the device, read once per epoch
+        count += len(batch)
         if settings.progress and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")  # sync point, gated
-    return (loss_sum / n).item()
+    if ranks.world > 1:
+        loss_sum, count = total(torch.stack([loss_sum, torch.tensor(float(count), device=device)]))
+    return (loss_sum / count).item()
 
 
 def fit(
@@ -84,6 +94,8 @@ def fit(
     shuffle: torch.Generator,
     start_epoch: int = 1,
     lr_at: Optional[Callable[[int], float]] = None,
+    ranks: Ranks = Ranks(),
+    net: Optional[torch.nn.Module] = None,
 ) -> Iterator[Epoch]:
     """Train epochs start_epoch..epochs, yielding each one's losses and val metrics. `lr_at(epoch)`
     sets each epoch's learning rate; a pure function of the epoch, so a resumed run follows it too."""
@@ -92,9 +104,9 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch)
         started = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, loss_fn, data.train, settings, shuffle)
+        train_loss = train_epoch(model, optimizer, loss_fn, data.train, settings, shuffle, ranks, net)
         seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise DivergedError(f"training diverged: train loss is {train_loss} at epoch {epoch} (lower optimizer.lr)")
         lr = optimizer.param_groups[0]["lr"]
-        yield Epoch(epoch, train_loss, evaluate(model, data.val, loss_fn), seconds, len(data.train) / seconds, lr)
+        yield Epoch(epoch, train_loss, evaluate(model, data.val, loss_fn, ranks=ranks), seconds, len(data.train) / seconds, lr)

@@ -1,13 +1,14 @@
 """The one evaluation used by training, the evaluate command and sweeps: every metric on RGB in [0, 1]."""
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from colorize.color import as_float, lab_to_rgb, rgb_to_lab
 from colorize.wrapper import Colorizer
-from colorize.data import Images
+from colorize.data import Batches, Images
+from colorize.distributed import Ranks, gather, total
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -59,8 +60,10 @@ class Scores:
         self.parts["colorfulness"].append(colorfulness(pred))
         self.parts["truth_colorfulness"].append(colorfulness(truth))
 
-    def result(self) -> dict[str, float]:
-        mse, ssim_, colorful, truth_colorful = (torch.cat(p) for p in self.parts.values())
+    def result(self, ranks: Ranks = Ranks()) -> dict[str, float]:
+        """With several processes (`ranks`), over every process's images: each scored its own share."""
+        parts = (torch.cat(p) for p in self.parts.values())
+        mse, ssim_, colorful, truth_colorful = (gather(p) if ranks.world > 1 else p for p in parts)
         figures = torch.stack(
             [
                 psnr_db(mse.mean()),  # pooled: 10 log10(1 / MSE over the whole split)
@@ -73,38 +76,39 @@ class Scores:
         return dict(zip(("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio"), figures))
 
 
-def batches(images: Images, batch_size: int) -> Iterator[Images]:
-    return (images[i : i + batch_size] for i in range(0, len(images), batch_size))
-
-
 @torch.no_grad()
 def predict(model: Colorizer, images: Images, batch_size: int = 1000) -> torch.Tensor:
     """RGB predictions (N, 3, H, W) in [0, 1]."""
     model.eval()
-    return torch.cat([model(model.inputs(batch)) for batch in batches(images, batch_size)])
+    return torch.cat([model(model.inputs(batch)) for batch in images.batches(batch_size)])
 
 
 @torch.no_grad()
-def evaluate(model: Colorizer, images: Images, loss_fn: LossFn, batch_size: int = 1000) -> dict[str, float]:
+def evaluate(model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: int = 1000, ranks: Ranks = Ranks()) -> dict[str, float]:
     """Loss (in the model's target space) and image metrics (on RGB) over a whole split, in large
-    no-grad batches; one host sync at the end."""
+    no-grad batches; one host sync at the end. Several processes each score their share, and the
+    figures are those of all the images."""
     model.eval()
-    loss_sum = torch.zeros((), device=images.rgb.device)
+    device = next(model.parameters()).device
+    loss_sum, count = torch.zeros((), device=device), 0
     scores = Scores()
-    for batch in batches(images, batch_size):
+    for batch in images.batches(batch_size, ranks.shard(torch.arange(len(images)))):
         luminance = model.inputs(batch)
         prediction = model.predict(luminance)
         loss_sum += loss_fn(prediction, model.targets(batch)) * len(batch)
+        count += len(batch)
         scores.add(model.to_rgb(luminance, prediction), as_float(batch.rgb))
-    return {"loss": (loss_sum / len(images)).item(), **scores.result()}
+    if ranks.world > 1:
+        loss_sum, count = total(torch.stack([loss_sum, torch.tensor(float(count), device=device)]))
+    return {"loss": (loss_sum / count).item(), **scores.result(ranks)}
 
 
 @torch.no_grad()
-def baselines(images: Images, batch_size: int = 1000) -> dict[str, float]:
+def baselines(images: Batches, batch_size: int = 1000) -> dict[str, float]:
     """What doing nothing scores on the same split: `gray_copy_*` (gray into R, G and B) and
     `lab_zero_ab_*` (the true L with a = b = 0)."""
     gray_copy, lab_zero_ab = Scores(), Scores()
-    for batch in batches(images, batch_size):
+    for batch in images.batches(batch_size):
         truth = as_float(batch.rgb)
         gray_copy.add(as_float(batch.gray).expand(-1, 3, -1, -1), truth)
         neutral = batch.lab.clone() if batch.lab is not None else rgb_to_lab(truth)

@@ -6,9 +6,12 @@ from typing import Any, Callable, Mapping, Optional
 
 import torch
 from hydra.utils import instantiate
+from torch.nn.parallel import DistributedDataParallel
 
-from colorize import data
+from colorize import data, stream
 from colorize.config import Target, TrainerConfig
+from colorize.device import free_memory
+from colorize.distributed import Ranks
 from colorize.errors import ColorizeError
 from colorize.loop import Settings, cosine_lr
 from colorize.metrics import LossFn
@@ -25,6 +28,7 @@ MEMORY_SHARE = 0.9  # of what the device has free: leave room for the data and t
 class Parts:
     data: data.Split
     model: Colorizer
+    net: torch.nn.Module  # what the loop calls: model.net, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
     loss_fn: LossFn
     settings: Settings
@@ -40,9 +44,12 @@ def build(
     loss_config: Mapping[str, Any],
     trainer: TrainerConfig,
     device: torch.device,
+    ranks: Ranks = Ranks(),
 ) -> Parts:
     check_fits(model_config, source.image_size, trainer.batch_size, device)
-    split = data.load_split(source, device, with_lab=Target(model_config["target"]) == Target.lab)
+    with_lab = Target(model_config["target"]) == Target.lab
+    shuffle = torch.Generator(device=device).manual_seed(trainer.seed)  # also draws data.augment's crops and flips
+    split = stream.load_split(source, device, with_lab) if stream.wanted(source, device, with_lab) else data.load_split(source, device, with_lab, shuffle)
     model = build_model(model_config).to(device)
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -51,13 +58,16 @@ def build(
     precision = trainer.precision if trainer.precision != "auto" else ("bf16" if device.type == "cuda" else "32")
     settings = Settings(trainer.batch_size, torch.bfloat16 if precision == "bf16" else None, trainer.channels_last, trainer.progress)
     lr_at = partial(cosine_lr, optimizer_config["lr"], epochs=trainer.epochs) if trainer.lr_schedule == "cosine" else None
+    # Several processes: gradients are averaged through DDP's wrapper; checkpoints keep model.net's keys.
+    net = DistributedDataParallel(model.net, device_ids=[device.index] if device.type == "cuda" else None) if ranks.world > 1 else model.net
     return Parts(
         data=split,
         model=model,
+        net=net,
         optimizer=instantiate(optimizer_config)(model.parameters()),
         loss_fn=instantiate(loss_config),
         settings=settings,
-        shuffle=torch.Generator(device=device).manual_seed(trainer.seed),
+        shuffle=shuffle,
         lr_at=lr_at,
         precision=precision,
     )
@@ -88,17 +98,3 @@ def check_fits(model_config: Mapping[str, Any], image_size: int, batch_size: int
             f"trainer.batch_size={batch_size}, data.image_size={image_size}, with {free / 2**30:.1f} GiB free on {device} "
             "(lower model.width, model.depth or trainer.batch_size)"
         )
-
-
-def free_memory(device: torch.device) -> Optional[int]:
-    """Bytes free for training on `device`, or None where that cannot be read."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as meminfo:  # Linux: MemAvailable counts reclaimable caches
-                fields = dict(line.split(":", 1) for line in meminfo)
-            return int(fields["MemAvailable"].split()[0]) * 1024
-        except (OSError, KeyError, ValueError):  # not Linux: no check rather than a wrong one
-            return None
-    return None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from colorize import plots
 from colorize.color import as_float
-from colorize.data import Images
+from colorize.data import Batches
 from colorize.loop import Epoch
 from colorize.metrics import baselines, predict
 from colorize.tracking import Tracker
@@ -15,7 +15,7 @@ from colorize.wrapper import Colorizer
 log = logging.getLogger(__name__)
 
 
-def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Images, epochs: range, grid_every: int, grid_images: int) -> None:
+def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Batches, epochs: range, grid_every: int, grid_images: int) -> None:
     """Metrics at step = epoch; a grid of `grid_images` val images on the first and last epochs this
     process trains and every `grid_every` epochs (grid_images=0: none)."""
     tracker.metrics(
@@ -29,7 +29,7 @@ def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Images, epo
         step=epoch.epoch,
     )
     if grid_images and (epoch.epoch in (epochs[0], epochs[-1]) or epoch.epoch % grid_every == 0):
-        shown = val[:grid_images]
+        shown = val.head(grid_images)
         title = f"epoch {epoch.epoch}: input / prediction / actual"
         grid = plots.sample_grid(as_float(shown.gray), predict(model, shown), as_float(shown.rgb), title)
         tracker.figure(grid, f"grids/epoch_{epoch.epoch:04d}.png")
@@ -40,7 +40,9 @@ def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Images, epo
     )
 
 
-def log_end(tracker: Tracker, model: Colorizer, val: Images, history: dict[str, list[float]], config_yaml: str, checkpoints: list[Path]) -> None:
+def log_end(tracker: Tracker, model: Colorizer, val: Batches, history: dict[str, list[float]], config_yaml: str, checkpoints: list[Path]) -> None:
+    if tracker.run_id is None:  # not rank 0 of a multi-process run
+        return
     if not tracker.has_metric("val_gray_copy_psnr"):
         # The baselines do not change with training: logged once per run (a resumed run too), at
         # step 0 beside val_*, and after training so they do not delay its start (~2 s per 6,000 images).
@@ -51,4 +53,4 @@ def log_end(tracker: Tracker, model: Colorizer, val: Images, history: dict[str, 
     tracker.text(config_yaml, "config.yaml")
     for path in checkpoints:
         tracker.artifact(path, "checkpoints")
-    tracker.model(model.cpu(), model.inputs(val[:2]).cpu())
+    tracker.model(model.cpu(), model.inputs(val.head(2)).cpu())

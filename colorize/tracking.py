@@ -49,7 +49,7 @@ def _experiment_id(name: str, uri: str) -> str:
 
 
 class Tracker:
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: Optional[str]) -> None:
         self.run_id = run_id
 
     def metrics(self, values: Mapping[str, float], step: int) -> None:
@@ -82,6 +82,36 @@ class Tracker:
             # Given, not inferred: inference re-imports the model in a subprocess (seconds).
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "colorize"],
         )
+
+
+class Untracked(Tracker):
+    """What the other processes of a multi-process run hold: rank 0 alone records the run."""
+
+    def __init__(self) -> None:
+        super().__init__(run_id=None)
+
+    def metrics(self, values: Mapping[str, float], step: int) -> None:
+        pass
+
+    def has_metric(self, key: str) -> bool:
+        return True
+
+    def figure(self, figure: Figure, artifact_file: str) -> None:
+        plt.close(figure)
+
+    def artifact(self, path: Path, folder: Optional[str] = None) -> None:
+        pass
+
+    def text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def model(self, model: nn.Module, example: torch.Tensor) -> None:
+        pass
+
+
+@contextmanager
+def untracked() -> Iterator[Tracker]:
+    yield Untracked()
 
 
 @contextmanager

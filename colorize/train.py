@@ -21,15 +21,16 @@ def train(cfg: DictConfig) -> float:
     # Heavy imports only once the config is valid: --help and config errors answer fast.
     import torch
 
-    from colorize import checkpoint, data, parts, records, tracking
+    from colorize import checkpoint, data, distributed, parts, records, tracking
     from colorize.device import pick_device
     from colorize.loop import fit
 
     trial = open_trial(cfg)  # first: a sweep's storage problem surfaces before any data is loaded
     trainer: TrainerConfig = OmegaConf.to_object(cfg.trainer)
-    device = pick_device(trainer.device)
+    ranks = distributed.setup(trainer.batch_size)  # several processes when started by torchrun
+    device = pick_device(distributed.device_for(ranks, trainer.device))
     torch.manual_seed(trainer.seed)
-    run = parts.build(data.Source.from_config(cfg.data, cfg.paths.cache_dir), cfg.model, cfg.optimizer, cfg.loss, trainer, device)
+    run = parts.build(data.Source.from_config(cfg.data, cfg.paths.cache_dir), cfg.model, cfg.optimizer, cfg.loss, trainer, device, ranks)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     progress, changes = checkpoint.Progress(), {}
     if trainer.resume:
@@ -40,15 +41,18 @@ def train(cfg: DictConfig) -> float:
     name, tags = describe(cfg, out_dir, trial, changes)
     parent = trial.parent_run_id if trial is not None else None
     epochs = range(progress.epoch + 1, trainer.epochs + 1)
-    with reporting(trial), tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, name, params, tags, progress.run_id, parent) as tracker:
+    # Only rank 0 of a multi-process run tracks and writes checkpoints; the others only train.
+    tracked = tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, name, params, tags, progress.run_id, parent) if ranks.main else tracking.untracked()
+    with reporting(trial), tracked as tracker:
         progress.run_id = tracker.run_id
         if trial is not None:
             trial.attach(tracker.run_id)
         log.info("MLflow run %s; outputs in %s", tracker.run_id, out_dir)
         log.info("training starts: %d train / %d val images on %s, precision %s", len(run.data.train), len(run.data.val), device, run.precision)
-        for epoch in fit(run.model, run.optimizer, run.loss_fn, run.data, trainer.epochs, run.settings, run.shuffle, epochs.start, run.lr_at):
+        for epoch in fit(run.model, run.optimizer, run.loss_fn, run.data, trainer.epochs, run.settings, run.shuffle, epochs.start, run.lr_at, ranks, run.net):
             improved = progress.record(epoch.epoch, epoch.train_loss, epoch.val["loss"])
-            saved.save(run.model, run.optimizer, run.shuffle, progress, improved)
+            if ranks.main:
+                saved.save(run.model, run.optimizer, run.shuffle, progress, improved)
             records.log_epoch(tracker, epoch, run.model, run.data.val, epochs, cfg.tracking.grid_every, cfg.tracking.grid_images)
             objective = epoch.val[cfg.objective.metric.removeprefix("val_")]
             if trial is not None and trial.should_stop(objective, epoch.epoch, trainer.epochs):

@@ -30,7 +30,10 @@ class Colorizer(nn.Module):
 
     def predict(self, luminance: torch.Tensor) -> torch.Tensor:
         """The net's prediction in the loss space: unbounded ab / 110, or RGB squashed into [0, 1]."""
-        out = self.net(luminance)
+        return self.activate(self.net(luminance))
+
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        """The net's raw output into the loss space (apart, so a DDP-wrapped net can produce it)."""
         return out if self.lab else torch.sigmoid(out)
 
     def to_rgb(self, luminance: torch.Tensor, prediction: torch.Tensor, keep_luminance: bool = False) -> torch.Tensor:

@@ -1,0 +1,140 @@
+"""The streaming data path, for folders too big to hold decoded: DataLoader worker processes decode,
+resize and crop each batch's files, which reach the device as the in-memory path's Images."""
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from colorize.color import as_float, rgb_to_gray, rgb_to_lab
+from colorize.data import Images, Source, Split, list_images, load_size, read_rgb, resize_center_crop, split_indices
+from colorize.device import free_memory
+from colorize.errors import ColorizeError
+
+log = logging.getLogger(__name__)
+
+PREFETCH_BATCHES = 4  # per worker: enough to hide a slow decode behind the training step
+DATA_SHARE = 0.5  # of free memory the decoded data may take before data.in_memory=auto streams it
+BYTES_PER_PIXEL = 3 + 1  # uint8 RGB and gray
+LAB_BYTES_PER_PIXEL = 3 * 4  # float32 Lab, for lab-target models
+
+
+class Files(Dataset):
+    """One image file per item, as (rgb, gray) uint8 arrays at `size`, or its path when it cannot be
+    read (the main process decides, by data.on_bad_image). With a larger `load_size`, the image is
+    resized to that, then cut to `size`: at a random place and flipped at random (`augment`, as
+    data.Cropped does in memory), else in the middle (as data.load_split cuts the val images)."""
+
+    def __init__(self, files: list[str], size: int, load_size: int, augment: bool) -> None:
+        self.files, self.size, self.load_size, self.augment = files, size, load_size, augment
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray] | str:
+        rgb = read_rgb(self.files[index])
+        if rgb is None:
+            return self.files[index]
+        rgb = resize_center_crop(rgb, self.load_size)
+        if self.augment:
+            # The worker's torch generator is seeded by the DataLoader from the main process's seed.
+            top, left = torch.randint(0, self.load_size - self.size + 1, (2,)).tolist()
+            rgb = rgb[top : top + self.size, left : left + self.size]
+            if torch.rand(()) < 0.5:
+                rgb = rgb[:, ::-1]
+        elif self.load_size != self.size:
+            margin = (self.load_size - self.size) // 2
+            rgb = rgb[margin : margin + self.size, margin : margin + self.size]
+        rgb = np.ascontiguousarray(rgb)
+        return rgb, rgb_to_gray(rgb[None])[0]
+
+
+def collate(items: list[tuple[np.ndarray, np.ndarray] | str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    good = [item for item in items if not isinstance(item, str)]
+    bad = [item for item in items if isinstance(item, str)]
+    if not good:
+        return torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, 1, 0, 0, dtype=torch.uint8), bad
+    rgb = torch.from_numpy(np.stack([item[0] for item in good])).permute(0, 3, 1, 2)
+    gray = torch.from_numpy(np.stack([item[1] for item in good])).unsqueeze(1)
+    return rgb, gray, bad
+
+
+class Stream:
+    """A folder's images decoded batch by batch; `order` gives the batches exactly as it does for
+    Images, so the same seeded permutation gives the same batches on either path."""
+
+    def __init__(self, files: list[str], dataset: Files, skip_bad: bool, device: torch.device, with_lab: bool, workers: Optional[int]) -> None:
+        self.files, self.dataset, self.skip_bad = files, dataset, skip_bad
+        self.device, self.with_lab = device, with_lab
+        self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator[Images]:
+        sampler = range(len(self)) if order is None else order.cpu().tolist()
+        loader = DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=PREFETCH_BATCHES if self.workers else None,
+        )
+        for rgb, gray, bad in loader:
+            for path in bad:
+                if not self.skip_bad:
+                    raise ColorizeError(f"cannot read image {path} (set data.on_bad_image=skip to skip such files)")
+                log.warning("skipped unreadable image %s", path)
+            if len(rgb):
+                yield self.to_images(rgb, gray)
+
+    def head(self, n: int) -> Images:
+        items = [item for item in (self.dataset[i] for i in range(min(n, len(self)))) if not isinstance(item, str)]
+        rgb, gray, _ = collate(items)
+        return self.to_images(rgb, gray)
+
+    def to_images(self, rgb: torch.Tensor, gray: torch.Tensor) -> Images:
+        rgb = rgb.to(self.device, non_blocking=True)
+        gray = gray.to(self.device, non_blocking=True)
+        return Images(gray, rgb, rgb_to_lab(as_float(rgb)) if self.with_lab else None)
+
+
+def wanted(spec: Source, device: torch.device, with_lab: bool) -> bool:
+    """data.in_memory: true, false, or auto, which streams a folder whose decoded images would take
+    more than DATA_SHARE of the memory free on the device (and on the host, where they are decoded)."""
+    if spec.in_memory == "true":
+        return False
+    if spec.source != "folder":
+        if spec.in_memory == "false":
+            raise ColorizeError(f"data.in_memory=false streams image files: it needs data=folder, not data={spec.source}")
+        return False
+    if spec.in_memory == "false":
+        return True
+    count = len(list_images(Path(spec.root)))
+    need = count * load_size(spec) ** 2 * (BYTES_PER_PIXEL + (LAB_BYTES_PER_PIXEL if with_lab else 0))
+    free = [memory for memory in (free_memory(device), free_memory(torch.device("cpu"))) if memory is not None]
+    streams = bool(free) and need > DATA_SHARE * min(free)
+    log.info(
+        "data.in_memory=auto: %d images take %.1f GiB decoded, %.1f GiB free: %s",
+        count, need / 2**30, min(free, default=0) / 2**30, "streaming them from disk" if streams else "held in memory",
+    )
+    return streams
+
+
+def load_split(spec: Source, device: torch.device, with_lab: bool) -> Split:
+    """The same seeded split as data.load_split, over the folder's files (the same images when every
+    file can be read; an unreadable one is found, and skipped or refused, when its batch comes)."""
+    files = list_images(Path(spec.root))
+    train, val = split_indices(len(files), spec.val_fraction, spec.seed, spec.limit)
+
+    def part(indices: torch.Tensor, augment: bool) -> Stream:
+        chosen = [files[i] for i in indices.tolist()]
+        return Stream(chosen, Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers)
+
+    return Split(train=part(train, spec.augment), val=part(val, False))
