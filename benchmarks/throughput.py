@@ -1,6 +1,9 @@
-"""Where training time goes: colorize's loop against the compute bound and a seed-style pipeline.
+"""Where training time goes: colorize's loop against the compute bound and a seed-style pipeline;
+and the streaming data path against the in-memory one.
 
     python benchmarks/throughput.py --data /path/to/cifar10-jpeg/train
+    python benchmarks/throughput.py --skip-loop --streaming /path/to/photos/train/small
+    python benchmarks/throughput.py --skip-loop --rss-folders /path/to/30k-folder /path/to/300k-folder
 
 Every figure is measured in this one run, side by side; the three training paths alternate over
 `--repeats` rounds and the median is kept, so a busy machine affects them alike.
@@ -70,8 +73,12 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def measure(model_overrides: list[str], rgb: np.ndarray, device: torch.device, settings: Settings, repeats: int) -> dict[str, float]:
+def measure(model_overrides: list[str], rgb: np.ndarray, device: torch.device, settings: Settings, repeats: int, compile_net: bool = False) -> dict[str, float]:
     model, optimizer = build(model_overrides, device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile_net:
+        model.net.compile()
     loss_fn = nn.MSELoss()
     images = data.from_rgb(rgb).to(device)
     shuffle = torch.Generator(device=device).manual_seed(0)
@@ -123,6 +130,46 @@ def seconds_to_first_step(args: list[str]) -> float:
     return elapsed
 
 
+# Runs colorize.train in this child and reports its own peak RSS and its children's (DataLoader workers).
+RSS_PROBE = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['colorize.train', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_module('colorize.train', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+    "print('rss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def one_epoch(args: list[str]) -> tuple[float, float, float]:
+    """images/s of a 1-epoch `python -m colorize.train` run, its peak RSS and its workers' (GiB)."""
+    out = subprocess.run([sys.executable, "-c", RSS_PROBE, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"training run failed: {' '.join(args)}\n{out.stderr[-2000:]}")
+    speed = float(next(line for line in out.stdout.splitlines() if "epoch 1/1" in line).split()[-2])
+    _, main_kib, workers_kib = next(line for line in out.stdout.splitlines() if line.startswith("rss ")).split()
+    return speed, int(main_kib) / 2**20, int(workers_kib) / 2**20
+
+
+def streaming_table(folder: Path, root: str, limit: int) -> None:
+    print(f"\nin memory against streaming, one epoch of model=convae (width 16) on {limit} images of {folder}, tracking on")
+    print(f"{'size':>5} {'path':<10} {'img/s':>7} {'peak RSS GiB':>13} {'worker peak RSS GiB':>20}")
+    for size in (32, 128):
+        for path, in_memory in (("in memory", "true"), ("streaming", "false")):
+            args = [f"paths.root_dir={root}", "data=folder", f"data.root={folder}", f"data.limit={limit}", f"data.image_size={size}", f"data.in_memory={in_memory}",
+                    "model=convae", "model.width=16", "trainer.epochs=1", "trainer.progress=false", "tracking.grid_images=0"]
+            speed, main_gib, workers_gib = one_epoch(args)
+            print(f"{size:>5} {path:<10} {speed:>7.0f} {main_gib:>13.2f} {workers_gib:>20.2f}")
+
+
+def rss_table(folders: list[Path], root: str) -> None:
+    print("\npeak RSS of a 1-epoch streaming run (seed ConvNet, 32 px), by the size of the folder")
+    print(f"{'images':>8} {'peak RSS GiB':>13} {'worker peak RSS GiB':>20}  folder")
+    for folder in folders:
+        args = [f"paths.root_dir={root}", "data=folder", f"data.root={folder}", "data.in_memory=false", "trainer.epochs=1",
+                "trainer.progress=false", "tracking.grid_images=0"]
+        _, main_gib, workers_gib = one_epoch(args)
+        print(f"{len(data.list_images(folder)):>8} {main_gib:>13.2f} {workers_gib:>20.2f}  {folder}")
+
+
 def seconds_of(args: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "colorize.train", *args], capture_output=True)
@@ -139,11 +186,24 @@ def main() -> None:
     parser.add_argument("--deep-model", default="model=unet", help="overrides of the deeper model")
     parser.add_argument("--deep-images", type=int, default=None, help="fewer images for a slow deep model")
     parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the net (compiling is not timed: it happens in the warm-up)")
+    parser.add_argument("--skip-loop", action="store_true", help="only the streaming or RSS tables")
+    parser.add_argument("--streaming", type=Path, help="a folder of photos: in memory against streaming at 32 and 128 px")
+    parser.add_argument("--streaming-images", type=int, default=2000, help="the data.limit of the streaming table")
+    parser.add_argument("--rss-folders", type=Path, nargs="+", help="folders of different sizes: streaming peak RSS of each")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as root:
+        if args.streaming:
+            streaming_table(args.streaming, root, args.streaming_images)
+        if args.rss_folders:
+            rss_table(args.rss_folders, root)
+    if args.skip_loop:
+        return
     register()
     device = pick_device(args.device)
     precision = args.precision or ("bf16" if device.type == "cuda" else "32")
-    settings = Settings(BATCH, autocast=torch.bfloat16 if precision == "bf16" else None, progress=False)
+    settings = Settings(BATCH, autocast=torch.bfloat16 if precision == "bf16" else None, channels_last=args.channels_last, progress=False)
     if args.data:
         rgb = data.load_folder(args.data, 32, skip_bad=False, cache_dir=Path(tempfile.mkdtemp()))[: args.images]
         source = f"CIFAR-10 (JPEG copy) {args.data}"
@@ -151,11 +211,11 @@ def main() -> None:
         rgb = np.random.default_rng(0).integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
         source = "random 32x32 images"
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"precision {precision}, batch {BATCH}, {source}, median of {args.repeats}, tracking off")
+          f"precision {precision}, channels_last {args.channels_last}, compile {args.compile}, batch {BATCH}, {source}, median of {args.repeats}, tracking off")
     print(f"{'model':<34} {'images':>7} {'loop img/s':>11} {'bound img/s':>12} {'seed-style img/s':>17} {'loop/bound':>11} {'loop/seed':>10}")
     models = [("model=convnet model.width=1", args.images), (args.deep_model, args.deep_images or args.images)]
     for overrides, count in models:
-        speed = measure(overrides.split(), rgb[:count], device, settings, args.repeats)
+        speed = measure(overrides.split(), rgb[:count], device, settings, args.repeats, args.compile)
         print(f"{overrides:<34} {count:>7} {speed['loop']:>11.0f} {speed['bound']:>12.0f} {speed['seed_style']:>17.0f} "
               f"{speed['loop'] / speed['bound']:>11.3f} {speed['loop'] / speed['seed_style']:>10.2f}")
     if args.skip_startup or not args.data:

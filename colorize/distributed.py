@@ -28,7 +28,12 @@ class Ranks:
 
 def setup(batch_size: int) -> Ranks:
     """The process group torchrun describes in its environment (RANK, WORLD_SIZE, LOCAL_RANK), or a
-    single process; gloo on CPUs, NCCL on GPUs (each process on its LOCAL_RANK's GPU)."""
+    single process; gloo on CPUs, NCCL on GPUs (each process on its LOCAL_RANK's GPU). Under SLURM
+    (Hydra's submitit launcher with several tasks), submitit turns SLURM's variables into those."""
+    if "RANK" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        from submitit.helpers import TorchDistributedEnvironment  # the distributed extra
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return Ranks()
     ranks = Ranks(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
