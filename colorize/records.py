@@ -1,18 +1,36 @@
-"""What a training run records in its MLflow run: each epoch's metrics and sample grid, and at the
-end the baselines, the loss curve, the config, the checkpoints and the model."""
+"""What a training run records in its MLflow run: its data at the start, each epoch's metrics and
+sample grid, and at the end the baselines, the loss curve, the config, the checkpoints and the model."""
 
+import hashlib
 import logging
 from pathlib import Path
+from typing import Optional
 
 from colorize import plots
 from colorize.color import as_float
-from colorize.data import Images
+from colorize.data import Images, Source, Split
 from colorize.loop import Epoch
 from colorize.metrics import baselines, predict
 from colorize.tracking import Tracker
 from colorize.wrapper import Colorizer
 
 log = logging.getLogger(__name__)
+
+GRIDS = "grids"  # the image key of the sample grids, one step per epoch that has one
+
+
+def log_data(tracker: Tracker, source: Source, split: Split) -> None:
+    """The train and val images as the run's dataset inputs (once per run, a resumed one too): named
+    for their source, with a digest of their pixels, so runs on the same images share it."""
+    if tracker.has_datasets():
+        return
+    name = Path(source.root).name if source.source == "folder" else source.source
+    where = str(Path(source.root).resolve()) if source.source == "folder" else source.source
+    for context, images in (("train", split.train), ("val", split.val)):
+        # ~0.1 s per 100 MB of uint8 pixels (CIFAR-10's train set is 150 MB).
+        digest = hashlib.sha1(images.rgb.cpu().numpy().tobytes()).hexdigest()[:8]
+        profile = {"images": len(images), "image_size": source.image_size, "limit": source.limit, "val_fraction": source.val_fraction, "seed": source.seed}
+        tracker.dataset(name, where, digest, profile, context)
 
 
 def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Images, epochs: range, grid_every: int, grid_images: int) -> None:
@@ -32,7 +50,7 @@ def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Images, epo
         shown = val[:grid_images]
         title = f"epoch {epoch.epoch}: input / prediction / actual"
         grid = plots.sample_grid(as_float(shown.gray), predict(model, shown), as_float(shown.rgb), title)
-        tracker.figure(grid, f"grids/epoch_{epoch.epoch:04d}.png")
+        tracker.image(grid, GRIDS, step=epoch.epoch)
     log.info(
         "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB  colorfulness_ratio %.2f  %.1f s  %.0f img/s",
         epoch.epoch, epochs[-1], epoch.train_loss, epoch.val["loss"], epoch.val["psnr"], epoch.val["colorfulness_ratio"],
@@ -40,7 +58,9 @@ def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Images, epo
     )
 
 
-def log_end(tracker: Tracker, model: Colorizer, val: Images, history: dict[str, list[float]], config_yaml: str, checkpoints: list[Path]) -> None:
+def log_end(
+    tracker: Tracker, model: Colorizer, val: Images, history: dict[str, list[float]], config_yaml: str, checkpoints: list[Path], register: Optional[str]
+) -> None:
     if not tracker.has_metric("val_gray_copy_psnr"):
         # The baselines do not change with training: logged once per run (a resumed run too), at
         # step 0 beside val_*, and after training so they do not delay its start (~2 s per 6,000 images).
@@ -51,4 +71,4 @@ def log_end(tracker: Tracker, model: Colorizer, val: Images, history: dict[str, 
     tracker.text(config_yaml, "config.yaml")
     for path in checkpoints:
         tracker.artifact(path, "checkpoints")
-    tracker.model(model.cpu(), model.inputs(val[:2]).cpu())
+    tracker.model(model.cpu(), model.inputs(val[:2]).cpu(), register)
