@@ -1,5 +1,5 @@
 """Checkpoints: plain dicts written atomically, read with weights_only=True; where a trained model
-comes from (a path or a runs:/ URI); and what a resumed run may change."""
+comes from (a path, a runs:/ or a models:/ URI); and what a resumed run may change."""
 
 import logging
 import math
@@ -122,8 +122,9 @@ def config_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, s
 
 
 def resolve(source: str, tracking_uri: str) -> Path:
-    """The checkpoint file behind `checkpoint=`: a path, or the best.pt a run logged (runs:/<id>/...)."""
-    if source.startswith("runs:/"):
+    """The checkpoint file behind `checkpoint=`: a path, or the best.pt a run logged (runs:/<id>/...),
+    or that of the run behind a registered model's version (models:/<name>/<version>, models:/<name>@<alias>)."""
+    if source.startswith(("runs:/", "models:/")):
         from colorize import tracking  # mlflow is slow to import: only when asked for
 
         return tracking.download_checkpoint(source, tracking_uri)

@@ -59,7 +59,7 @@ def colorize(cfg: DictConfig) -> int:
     """Writes a PNG per readable input; returns how many were written."""
     require(
         cfg,
-        checkpoint="<path of last.pt/best.pt> or checkpoint=runs:/<run_id>/model",
+        checkpoint="<path of last.pt/best.pt>, runs:/<run_id>/model or models:/<name>@<alias>",
         input="<image file or folder>",
         output="<folder for the PNGs>",
     )

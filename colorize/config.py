@@ -124,9 +124,11 @@ class TrainerConfig:
 class TrackingConfig:
     uri: str = "sqlite:///${paths.root_dir}/mlruns/mlflow.db"
     experiment: str = "colorize"
-    run_name: Optional[str] = None
+    run_name: Optional[str] = None  # null: the preset or model-width-target, and the run id's first 6 characters
     grid_every: int = 5  # epochs between sample grids (first and last always)
     grid_images: int = 8  # val images in each sample grid; 0: no grids
+    register: Optional[str] = None  # a registered model's name: the run's model becomes its next version
+    system_metrics: bool = False  # MLflow's CPU, memory (and GPU) metrics; needs the system-metrics extra
 
 
 # What a run reports as its result: `train` returns it, and a sweep optimises it. Every val_* metric
@@ -165,8 +167,8 @@ class TrainConfig:
 @dataclass
 class EvaluateConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ URIs are looked up
-    checkpoint: str = MISSING  # a last.pt / best.pt path, or runs:/<run_id>/model
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ and models:/ URIs are looked up
+    checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
     data: Optional[DataConfig] = None  # None: the data the checkpoint was trained on
     batch_size: int = 1000
     device: str = "auto"
@@ -177,7 +179,7 @@ class EvaluateConfig:
 class ColorizeConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    checkpoint: str = MISSING  # a last.pt / best.pt path, or runs:/<run_id>/model
+    checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
     input: str = MISSING  # an image file, or a folder searched recursively
     output: str = MISSING  # the folder the PNGs are written to
     resolution: Resolution = Resolution.trained

@@ -27,7 +27,7 @@ def table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    require(cfg, checkpoint="<path of last.pt/best.pt> or checkpoint=runs:/<run_id>/model")
+    require(cfg, checkpoint="<path of last.pt/best.pt>, runs:/<run_id>/model or models:/<name>@<alias>")
     check(cfg)
     import torch
     from hydra.utils import instantiate

@@ -1,5 +1,6 @@
 """MLflow tracking: the only module that imports mlflow."""
 
+import json
 import re
 import subprocess
 import time
@@ -9,9 +10,13 @@ from typing import Any, Iterator, Mapping, Optional
 
 import matplotlib.pyplot as plt
 import mlflow
+import numpy as np
 import requests  # mlflow's own HTTP client
 import torch
 from matplotlib.figure import Figure
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -20,6 +25,9 @@ from torch import nn
 from colorize.errors import ColorizeError, first_line
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+# MLflow 3 records an experiment's kind in this tag; its UI opened experiments of this kind on the
+# training runs (releases from 3.17 follow the sidebar's GenAI / Model training switch instead).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def hide_password(uri: str) -> str:
@@ -35,17 +43,22 @@ def git_commit(cwd: Path) -> Optional[str]:
 
 
 def _experiment_id(name: str, uri: str) -> str:
+    """The experiment's id, created when missing; either way marked as one of model training."""
     found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = None
-    if uri.startswith("sqlite:///"):
-        # Keep artifacts beside the database, not in ./mlruns of whatever directory the run started in.
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another process created it first
-        return mlflow.get_experiment_by_name(name).experiment_id
+    if found is None:
+        location = None
+        if uri.startswith("sqlite:///"):
+            # Keep artifacts beside the database, not in ./mlruns of whatever directory the run started in.
+            location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+        try:
+            mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+        except MlflowException:  # another process created it first
+            pass
+        found = mlflow.get_experiment_by_name(name)
+    key, kind = EXPERIMENT_KIND
+    if found.tags.get(key) != kind:  # created before this tag was set, or by another tool
+        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key, kind)
+    return found.experiment_id
 
 
 class Tracker:
@@ -62,26 +75,66 @@ class Tracker:
         mlflow.log_figure(figure, artifact_file)
         plt.close(figure)  # pyplot keeps every figure alive until closed
 
+    def image(self, figure: Figure, key: str, step: int) -> None:
+        """One step of a stepped image: the run page's slider walks the steps of `key`."""
+        figure.canvas.draw()
+        pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+        plt.close(figure)
+        mlflow.log_image(pixels, key=key, step=step)
+
+    def dataset(self, name: str, source: str, digest: str, profile: Mapping[str, Any], context: str) -> None:
+        """A dataset input of the run (the run table's Dataset column); `source` is a folder path or
+        the name of a built-in set."""
+        where = resolve_dataset_source(Path(source).resolve().as_uri()) if Path(source).is_dir() else CodeDatasetSource({"data": source})
+        mlflow.log_input(_ImageSet(where, name, digest, dict(profile)), context=context)
+
+    def has_datasets(self) -> bool:
+        return bool(mlflow.get_run(self.run_id).inputs.dataset_inputs)
+
     def artifact(self, path: Path, folder: Optional[str] = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder)
 
     def text(self, text: str, artifact_file: str) -> None:
         mlflow.log_text(text, artifact_file)
 
-    def model(self, model: nn.Module, example: torch.Tensor) -> None:
-        """Log as an MLflow model; `example` needs a batch of 2 or more, or export fixes the batch size."""
+    def model(self, model: nn.Module, example: torch.Tensor, register: Optional[str] = None) -> None:
+        """Log as an MLflow model, and as a new version of registered model `register` when given;
+        `example` needs a batch of 2 or more, or export fixes the batch size."""
         model.eval()
         with torch.no_grad():
             output = model(example).cpu().numpy()
         example_np = example.cpu().numpy()
-        mlflow.pytorch.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example_np, output),
-            input_example=example_np,
-            # Given, not inferred: inference re-imports the model in a subprocess (seconds).
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "colorize"],
-        )
+        try:
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                signature=infer_signature(example_np, output),
+                input_example=example_np,
+                # A torch.export graph: it loads with torch alone, runs no pickled code, and needs no
+                # colorize package ("colorize" on the public index is another project). Given, not
+                # left to MLflow, whose default is pickle on Databricks.
+                serialization_format="pt2",
+                # Given, not inferred: inference re-imports the model in a subprocess (seconds).
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                registered_model_name=register,
+            )
+        except MlflowException as error:
+            raise ColorizeError(f"the model could not be logged{f' as registered model {register}' if register else ''}: {first_line(error)}") from None
+
+
+class _ImageSet(MetaDataset):
+    """A dataset known by its digest and profile (how many images, their size), not its rows."""
+
+    def __init__(self, source: Any, name: str, digest: str, profile: dict[str, Any]) -> None:
+        self._profile = profile
+        super().__init__(source, name=name, digest=digest)
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return self._profile
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "profile": json.dumps(self._profile)}
 
 
 class Untracked(Tracker):
@@ -105,7 +158,10 @@ class Untracked(Tracker):
     def text(self, text: str, artifact_file: str) -> None:
         pass
 
-    def model(self, model: nn.Module, example: torch.Tensor) -> None:
+    def image(self, figure: Figure, key: str, step: int) -> None:
+        plt.close(figure)
+
+    def model(self, model: nn.Module, example: torch.Tensor, register: Optional[str] = None) -> None:
         pass
 
 
@@ -123,8 +179,12 @@ def start_run(
     tags: Mapping[str, str],
     resume_run_id: Optional[str] = None,
     parent_run_id: Optional[str] = None,
+    suffix: bool = False,
+    system_metrics: bool = False,
 ) -> Iterator[Tracker]:
-    """An MLflow run that ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C / SIGTERM."""
+    """An MLflow run that ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C / SIGTERM.
+    `suffix`: a new run's name gets its id's first 6 characters, so names stay unique; a resumed
+    run keeps its name. `system_metrics`: MLflow's CPU, memory (and GPU) metrics."""
     check_server(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +193,13 @@ def start_run(
         experiment_id = _experiment_id(experiment, uri)
         if resume_run_id and not _run_exists(resume_run_id):
             resume_run_id = None
-        run = mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id)
+        if system_metrics:
+            _check_system_metrics()
+        run = mlflow.start_run(
+            run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, log_system_metrics=system_metrics or None
+        )
+        if suffix and resume_run_id is None:
+            mlflow.MlflowClient().update_run(run.info.run_id, name=f"{run_name}-{run.info.run_id[:6]}")
     except MlflowException as error:
         raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(first_line(error))}") from None
     status = RunStatus.to_string(RunStatus.FAILED)
@@ -150,15 +216,58 @@ def start_run(
         mlflow.end_run(status)
 
 
+def _check_system_metrics() -> None:
+    try:
+        import psutil  # noqa: F401  (MLflow's CPU and memory monitor)
+    except ImportError:
+        raise ColorizeError('tracking.system_metrics=true needs psutil: pip install -e ".[system-metrics]"') from None
+
+
 def download_checkpoint(uri: str, tracking_uri: str, artifact: str = "checkpoints/best.pt") -> Path:
-    """The checkpoint a run logged, for a runs:/<run_id>/... URI: it holds the weights and the
-    config (so the model's class and target space are known), which the logged model alone lacks."""
-    run_id = uri.removeprefix("runs:/").split("/")[0]
+    """The checkpoint behind runs:/<run_id>/..., models:/<name>/<version> or models:/<name>@<alias>:
+    the one its run logged, which holds the weights and the config (so the model's class and target
+    space are known), which the logged model alone lacks."""
     mlflow.set_tracking_uri(tracking_uri)
+    try:
+        run_id = _model_run(uri) if uri.startswith("models:/") else uri.removeprefix("runs:/").split("/")[0]
+    except MlflowException as error:
+        raise ColorizeError(f"checkpoint={uri}: not found in {hide_password(tracking_uri)} ({first_line(error)})") from None
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact))
     except (MlflowException, OSError) as error:
         raise ColorizeError(f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {hide_password(tracking_uri)} ({first_line(error)})") from None
+
+
+def _model_run(uri: str) -> str:
+    """The run that logged the model version behind a models:/ URI."""
+    name, _, version = uri.removeprefix("models:/").partition("/")
+    client = mlflow.MlflowClient()
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        found = client.get_model_version_by_alias(name, alias)
+    elif version:
+        found = client.get_model_version(name, version.split("/")[0])
+    else:
+        raise MlflowException("give models:/<name>/<version> or models:/<name>@<alias>")
+    if not found.run_id:
+        raise MlflowException(f"version {found.version} of {name} was not logged by a run")
+    return found.run_id
+
+
+def register_model(tracking_uri: str, run_id: str, name: str, alias: str) -> Optional[str]:
+    """Register the model that run `run_id` logged as a new version of `name` and point `alias` at
+    it; the version, or None when the run logged no model."""
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    )
+    if not logged:
+        return None
+    version = mlflow.register_model(logged[0].model_uri, name).version
+    client.set_registered_model_alias(name, alias, version)
+    return str(version)
 
 
 def _run_exists(run_id: str) -> bool:

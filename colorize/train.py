@@ -30,7 +30,8 @@ def train(cfg: DictConfig) -> float:
     ranks = distributed.setup(trainer.batch_size)  # several processes when started by torchrun
     device = pick_device(distributed.device_for(ranks, trainer.device))
     torch.manual_seed(trainer.seed)
-    run = parts.build(data.Source.from_config(cfg.data, cfg.paths.cache_dir), cfg.model, cfg.optimizer, cfg.loss, trainer, device, ranks)
+    source = data.Source.from_config(cfg.data, cfg.paths.cache_dir)
+    run = parts.build(source, cfg.model, cfg.optimizer, cfg.loss, trainer, device, ranks)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     progress, changes = checkpoint.Progress(), {}
     if trainer.resume:
@@ -41,13 +42,17 @@ def train(cfg: DictConfig) -> float:
     name, tags = describe(cfg, out_dir, trial, changes)
     parent = trial.parent_run_id if trial is not None else None
     epochs = range(progress.epoch + 1, trainer.epochs + 1)
+    named = cfg.tracking.run_name is not None or trial is not None  # else describe() named it for its config: add the id
     # Only rank 0 of a multi-process run tracks and writes checkpoints; the others only train.
-    tracked = tracking.start_run(cfg.tracking.uri, cfg.tracking.experiment, name, params, tags, progress.run_id, parent) if ranks.main else tracking.untracked()
-    with reporting(trial), tracked as tracker:
+    started = tracking.start_run(
+        cfg.tracking.uri, cfg.tracking.experiment, name, params, tags, progress.run_id, parent, suffix=not named, system_metrics=cfg.tracking.system_metrics
+    ) if ranks.main else tracking.untracked()
+    with reporting(trial), started as tracker:
         progress.run_id = tracker.run_id
         if trial is not None:
             trial.attach(tracker.run_id)
         log.info("MLflow run %s; outputs in %s", tracker.run_id, out_dir)
+        records.log_data(tracker, source, run.data)
         log.info("training starts: %d train / %d val images on %s, precision %s", len(run.data.train), len(run.data.val), device, run.precision)
         for epoch in fit(run.model, run.optimizer, run.loss_fn, run.data, trainer.epochs, run.settings, run.shuffle, epochs.start, run.lr_at, ranks, run.net):
             improved = progress.record(epoch.epoch, epoch.train_loss, epoch.val["loss"])
@@ -57,13 +62,15 @@ def train(cfg: DictConfig) -> float:
             objective = epoch.val[cfg.objective.metric.removeprefix("val_")]
             if trial is not None and trial.should_stop(objective, epoch.epoch, trainer.epochs):
                 break
-        records.log_end(tracker, run.model, run.data.val, progress.history, OmegaConf.to_yaml(config), saved.written())
+        records.log_end(tracker, run.model, run.data.val, progress.history, OmegaConf.to_yaml(config), saved.written(), cfg.tracking.register)
     return objective
 
 
-def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict[str, str]) -> tuple[Optional[str], dict[str, str]]:
+def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict[str, str]) -> tuple[str, dict[str, str]]:
     """The MLflow run's name and tags: what was overridden, where outputs go, which commit, which
-    trial, and what a resume changed (MLflow params cannot change once logged)."""
+    trial, and what a resume changed (MLflow params cannot change once logged). The name is
+    tracking.run_name, else a sweep trial's `<study>-trial-<n>`, else what the run trains: the
+    preset (experiment=...) or model, width and target, e.g. `unet-w16-rgb`."""
     from colorize import tracking
 
     hydra_cfg = HydraConfig.get()
@@ -76,7 +83,9 @@ def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict
     if trial is not None:
         tags.update(trial.tags)
         name = name or f"{trial.study.study_name}-trial-{trial.number}"
-    return name, tags
+    preset = hydra_cfg.runtime.choices.get("experiment")
+    model = f"{hydra_cfg.runtime.choices.get('model')}-w{cfg.model.width}-{cfg.model.target.value}"
+    return name or preset or model, tags
 
 
 def open_trial(cfg: DictConfig) -> Optional[Any]:

@@ -74,7 +74,7 @@ def test_evaluate_uses_the_test_folder_beside_train(tmp_path: Path) -> None:
 def test_evaluate_without_checkpoint_is_one_line(tmp_path: Path) -> None:
     result = run_cli("evaluate", tmp_path)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ["colorize: error: checkpoint is required: checkpoint=<path of last.pt/best.pt> or checkpoint=runs:/<run_id>/model"]
+    assert result.stderr.strip().splitlines() == ["colorize: error: checkpoint is required: checkpoint=<path of last.pt/best.pt>, runs:/<run_id>/model or models:/<name>@<alias>"]
 
 
 def test_colorize_writes_every_readable_photo_and_fails_on_the_corrupt_one(tiny_checkpoint, tmp_path: Path) -> None:

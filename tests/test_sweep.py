@@ -78,7 +78,7 @@ def test_sweep_configs_compose() -> None:
 
 
 def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
-    result = sweep(tmp_path, "sweep=smoke")
+    result = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.register=colorize")
     assert result.returncode == 0, result.stderr[-3000:]
     found = trials(tmp_path)
     assert [t.number for t in found] == [0, 1, 2]
@@ -96,6 +96,10 @@ def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED" and child.data.tags["optuna.state"] == "COMPLETE"
     assert {t.user_attrs["mlflow_run_id"] for t in found} == {c.info.run_id for c in children}
+    assert sorted(c.info.run_name for c in children) == ["smoke-trial-0", "smoke-trial-1", "smoke-trial-2"]
+    # hydra.sweeper.register: the best trial's model is the registered model's version, alias champion.
+    champion = mlflow.MlflowClient().get_model_version_by_alias("colorize", "champion")
+    assert champion.run_id == best.user_attrs["mlflow_run_id"] and parent.data.tags["best.model"] == f"models:/colorize/{champion.version}"
 
     # The printed command reproduces the best trial as a plain run.
     command = re.search(r"reproduce the best \(trial \d+\):\n  (.+)\n", result.stdout).group(1)

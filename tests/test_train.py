@@ -39,7 +39,9 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     assert run.data.params["optimizer.lr"] == "0.001" and run.data.params["trainer.epochs"] == "2"
     assert "trainer.epochs=2" in run.data.tags["hydra.overrides"]
     files = artifacts(run)
-    assert {"plots/loss_curve.png", "grids/epoch_0001.png", "grids/epoch_0002.png", "config.yaml"} <= files
+    assert {"plots/loss_curve.png", "config.yaml"} <= files
+    grids = sorted(path.split("+")[2] for path in files if path.startswith("images/grids+") and path.endswith(".png"))
+    assert grids == ["1", "2"]  # one grid per epoch under one image key: the run page's slider
     assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= files
     logged = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert logged and logged[0].source_run_id == run.info.run_id
@@ -174,7 +176,7 @@ def test_grid_images_zero_means_no_grids(tmp_path: Path) -> None:
     result = run_cli("train", tmp_path, "trainer.epochs=1", *QUICK, "tracking.grid_images=0")
     assert result.returncode == 0, result.stderr
     [run] = runs(tmp_path)
-    assert run.info.status == "FINISHED" and not any(path.startswith("grids/") for path in artifacts(run))
+    assert run.info.status == "FINISHED" and not any(path.startswith("images/") for path in artifacts(run))
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The sweeper's config schema, registered as `hydra/sweeper: colorize_optuna` (imported by Hydra's plugin scan).
 
 Keys and search-space syntax follow hydra-optuna-sweeper, so its configs carry over; `pruner`,
-`heartbeat_interval`, `worker` and `check` are new.
+`heartbeat_interval`, `worker`, `check` and `register` are new.
 """
 
 from dataclasses import dataclass, field
@@ -91,6 +91,9 @@ class OptunaSweeperConf:
     worker: int = 0  # set by the sweeper on the extra processes it starts for n_jobs > 1
     # module.function called with the job config at the space's edges before the first trial; raising stops the sweep
     check: Optional[str] = None
+    # A registered model's name: at the end the best trial's logged model becomes its next version,
+    # with the alias `champion`; null: nothing is registered
+    register: Optional[str] = None
 
 
 cs = ConfigStore.instance()

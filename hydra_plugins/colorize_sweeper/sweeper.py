@@ -28,6 +28,7 @@ from hydra_plugins.colorize_sweeper import report, sampler, space, workers
 
 log = logging.getLogger(__name__)
 
+CHAMPION = "champion"  # the alias that hydra.sweeper.register points at the best trial's model version
 PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store the parent run's id
 CLOSED = "colorize.parent_closed"  # study system attribute prefix of the close claim
 
@@ -47,6 +48,7 @@ class OptunaSweeperImpl(Sweeper):
         heartbeat_interval: int,
         worker: int,
         check: Optional[str] = None,
+        register: Optional[str] = None,
     ) -> None:
         self.sampler_config = sampler
         self.pruner_config = pruner
@@ -60,6 +62,7 @@ class OptunaSweeperImpl(Sweeper):
         self.heartbeat_interval = heartbeat_interval
         self.worker = worker
         self.check = check
+        self.register = register
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -234,12 +237,27 @@ class OptunaSweeperImpl(Sweeper):
                     status = "FAILED"
                 else:
                     parent.summary(**summary)
+                    self._register_best(parent, study)
             if won:
                 parent.end(status)
             elif reopened_from is not None:
                 parent.end(reopened_from)  # the claim went to a worker that closed it before this one reopened it
         except Exception as error:  # a tracking-server outage must not hide how the sweep ended
             log.warning("parent run %s not closed: %s", parent.run_id, one_line(error))
+
+    def _register_best(self, parent: tracking.ParentRun, study: optuna.Study) -> None:
+        """hydra.sweeper.register: the best trial's logged model as the next version of that registered
+        model, alias champion. A task that logs no model is told in a warning; nothing is registered."""
+        if self.register is None:
+            return
+        best = report.best_first(study)[0]
+        run_id = best.user_attrs.get(sweeping.RUN)
+        version = tracking.register_model(OmegaConf.select(self.config, "tracking.uri"), run_id, self.register, CHAMPION) if run_id else None
+        if version is None:
+            log.warning("hydra.sweeper.register=%s: the best trial %d logged no model; nothing registered", self.register, best.number)
+            return
+        log.info("registered the best trial %d's model as models:/%s/%s, alias %s", best.number, self.register, version, CHAMPION)
+        parent.summary({}, {"best.model": f"models:/{self.register}/{version}"}, {}, {})
 
     def _lost(self, trial: FrozenTrial) -> None:
         """A trial whose worker stopped beating, now FAIL: close its MLflow run too."""
