@@ -21,7 +21,7 @@ def train(cfg: DictConfig) -> float:
     # Heavy imports only once the config is valid: --help and config errors answer fast.
     import torch
 
-    from colorize import checkpoint, data, distributed, parts, records, tracking
+    from colorize import checkpoint, data, distributed, parts, records
     from colorize.device import pick_device
     from colorize.loop import fit
 
@@ -38,16 +38,8 @@ def train(cfg: DictConfig) -> float:
         progress, changes = checkpoint.resume(trainer.resume, run.model, run.optimizer, run.shuffle, config, trainer.epochs)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     saved = checkpoint.Checkpoints(out_dir / "checkpoints", config)
-    params = {**flatten(config), "model.parameters": sum(p.numel() for p in run.model.parameters())}
-    name, tags = describe(cfg, out_dir, trial, changes)
-    parent = trial.parent_run_id if trial is not None else None
     epochs = range(progress.epoch + 1, trainer.epochs + 1)
-    named = cfg.tracking.run_name is not None or trial is not None  # else describe() named it for its config: add the id
-    # Only rank 0 of a multi-process run tracks and writes checkpoints; the others only train.
-    started = tracking.start_run(
-        cfg.tracking.uri, cfg.tracking.experiment, name, params, tags, progress.run_id, parent, suffix=not named, system_metrics=cfg.tracking.system_metrics
-    ) if ranks.main else tracking.untracked()
-    with reporting(trial), started as tracker:
+    with reporting(trial), open_run(cfg, config, out_dir, run.model, trial, changes, progress.run_id, ranks.main) as tracker:
         progress.run_id = tracker.run_id
         if trial is not None:
             trial.attach(tracker.run_id)
@@ -64,6 +56,24 @@ def train(cfg: DictConfig) -> float:
                 break
         records.log_end(tracker, run.model, run.data.val, progress.history, OmegaConf.to_yaml(config), saved.written(), cfg.tracking.register)
     return objective
+
+
+def open_run(
+    cfg: DictConfig, config: dict, out_dir: Path, model: Any, trial: Optional[Any], changes: dict[str, str], run_id: Optional[str], main: bool
+) -> contextlib.AbstractContextManager:
+    """The run's MLflow run (a resume's continues `run_id`), named and tagged from the config. Only
+    rank 0 of a multi-process run tracks (and writes checkpoints); the others only train."""
+    from colorize import tracking
+
+    if not main:
+        return tracking.untracked()
+    params = {**flatten(config), "model.parameters": sum(p.numel() for p in model.parameters())}
+    name, tags = describe(cfg, out_dir, trial, changes)
+    parent = trial.parent_run_id if trial is not None else None
+    named = cfg.tracking.run_name is not None or trial is not None  # else describe() named it for its config: add the id
+    return tracking.start_run(
+        cfg.tracking.uri, cfg.tracking.experiment, name, params, tags, run_id, parent, suffix=not named, system_metrics=cfg.tracking.system_metrics
+    )
 
 
 def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict[str, str]) -> tuple[str, dict[str, str]]:

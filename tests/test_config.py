@@ -3,12 +3,11 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from colorize import wrapper
 from colorize.config import check
 from colorize.errors import ColorizeError
-from tests.conftest import run_cli, runs
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("model", ["convnet", "convae", "unet"])
