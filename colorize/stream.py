@@ -1,6 +1,7 @@
 """The streaming data path, for folders too big to hold decoded: DataLoader worker processes decode,
 resize and crop each batch's files, which reach the device as the in-memory path's Images."""
 
+import ctypes
 import logging
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ PREFETCH_BATCHES = 4  # per worker: enough to hide a slow decode behind the trai
 DATA_SHARE = 0.5  # of free memory the decoded data may take before data.in_memory=auto streams it
 BYTES_PER_PIXEL = 3 + 1  # uint8 RGB and gray
 LAB_BYTES_PER_PIXEL = 3 * 4  # float32 Lab, for lab-target models
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 
 class Files(Dataset):
@@ -127,9 +129,21 @@ def wanted(spec: Source, device: torch.device, with_lab: bool) -> bool:
     return streams
 
 
+def return_freed_memory() -> None:
+    """Keep glibc handing blocks of 1 MiB and more back to the system when they are freed. By default
+    it raises that threshold to the largest block freed so far; then each streamed batch's float
+    tensors come from the heap, which cannot shrink past the small tensors kept after them, and peak
+    memory grew with the number of batches (measured: 1.4 GiB at 30,000 images, 3.0 at 300,000)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to set
+        pass
+
+
 def load_split(spec: Source, device: torch.device, with_lab: bool) -> Split:
     """The same seeded split as data.load_split, over the folder's files (the same images when every
     file can be read; an unreadable one is found, and skipped or refused, when its batch comes)."""
+    return_freed_memory()
     files = list_images(Path(spec.root))
     train, val = split_indices(len(files), spec.val_fraction, spec.seed, spec.limit)
 
