@@ -192,7 +192,7 @@ def test_n_jobs_workers_do_not_rerun_the_command_line(tmp_path: Path) -> None:
     # Started through runpy from `python -c`: re-running this process's command line would not sweep.
     storage = f"sqlite:///{tmp_path}/workers.db"
     argv = ["apps/pruned.py", "--multirun", f"hydra.sweep.dir={tmp_path}", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=w",
-            "hydra.sweeper.n_jobs=2", "hydra/sweeper/pruner=none", "step_s=0.3"]
+            "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner.n_startup_trials=100", "step_s=0.3"]
     code = f"import runpy, sys; sys.argv = {argv!r}; runpy.run_path('apps/pruned.py', run_name='__main__')"
     done = run("-c", code)
     assert done.returncode == 0, done.stderr[-3000:]
