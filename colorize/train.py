@@ -77,7 +77,7 @@ def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict
 
 def open_trial() -> Optional[Any]:
     """The Optuna trial of a run that the colorize_optuna sweeper launched (colorize.sweeping.SweepTrial), else None."""
-    if HydraConfig.get().sweeper.get("trial_id") is None:
+    if not HydraConfig.initialized() or HydraConfig.get().sweeper.get("trial_id") is None:
         return None
     # optuna and its storage: a second of imports, only for sweeps
     from colorize import sweeping

@@ -8,6 +8,7 @@ own apps: one that uses the trial API for pruning, one whose sampler breaks.
 """
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -198,9 +199,10 @@ def test_n_jobs_workers_do_not_rerun_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     trials = optuna.load_study(study_name="w", storage=storage).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
-    ran = [int(n) for n in __import__("re").findall(r"this worker ran (\d+) trials", done.stdout + done.stderr)]
+    ran = [int(n) for n in re.findall(r"this worker ran (\d+) trials", done.stdout + done.stderr)]
     assert len(ran) == 2 and sum(ran) == 8 and min(ran) > 0, ran
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == sorted(str(n) for n in range(8))  # one sweep dir
+    assert not (tmp_path / ".workers.pkl").exists()  # the pickled config, storage URL included, is removed
 
 
 def test_a_sampler_error_fails_its_trial_with_the_reason(tmp_path: Path) -> None:

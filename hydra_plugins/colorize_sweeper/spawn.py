@@ -23,11 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
+PAYLOAD = ".workers.pkl"  # in the sweep dir, owner-only (it holds the config, storage URL included), removed at the end
+
 
 def start(n_jobs: int, sweep_dir: Path, context: HydraContext, config: DictConfig, task: TaskFunction, arguments: list[str]) -> list[subprocess.Popen]:
     """n_jobs - 1 more processes running this sweep's worker loop on the same study."""
-    payload = sweep_dir / ".workers.pkl"
+    payload = sweep_dir / PAYLOAD
     job = cloudpickle.dumps((context, config, task, Singleton.get_state(), arguments, sys.orig_argv))
+    payload.touch(mode=0o600)
     payload.write_bytes(cloudpickle.dumps((sys.path, job)))  # the path first: unpickling the job imports the task's modules
     processes = [subprocess.Popen([sys.executable, "-m", __name__, str(payload), str(k)]) for k in range(1, n_jobs)]
     log.info("started %d more worker processes", len(processes))

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from colorize import sweeping, tracking
 from colorize.errors import ColorizeError, one_line
-from hydra_plugins.colorize_sweeper import report, sampler, space, trial, workers
+from hydra_plugins.colorize_sweeper import report, sampler, space, spawn, trial, workers
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,6 @@ class OptunaSweeperImpl(Sweeper):
         log.info("study %s in %s: %d of %d trials run; sweep dir %s", name, where, finished, self.n_trials, sweep_dir)
         processes = []
         if self.worker == 0 and self.n_jobs > 1:
-            from hydra_plugins.colorize_sweeper import spawn
-
             processes = spawn.start(self.n_jobs, sweep_dir, self.hydra_context, self.config, self.task_function, arguments)
         status = "FAILED"
         try:
@@ -122,6 +120,8 @@ class OptunaSweeperImpl(Sweeper):
             for process in processes:
                 if process.poll() is None:
                     process.terminate()
+            if processes:
+                (sweep_dir / spawn.PAYLOAD).unlink(missing_ok=True)
             if parent is not None:
                 self._close(parent, reopened_from, study, storage, worker, status, fixed)
         if self.worker == 0:
