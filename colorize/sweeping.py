@@ -17,7 +17,6 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from colorize import tracking
 from colorize.errors import ColorizeError, DivergedError, one_line
 
 log = logging.getLogger(__name__)
@@ -48,6 +47,8 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         except Exception as error:  # a bad URL, a missing driver: trying again will not help
             failure = error
             break
+    from colorize import tracking  # mlflow: seconds of imports, only for this message
+
     hint = ""
     if tracking.hide_password(url) != url:
         hint = " (the password was given in clear; 'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' leaves no trace of it)"
@@ -126,6 +127,8 @@ class SweepTrial:
             state, reason = TrialState.FAIL, "no epoch reported a value"
         settle(self.storage, self.trial._trial_id, state, self.value if state == TrialState.COMPLETE else None, reason, stopped)
         if self.run_id:
+            from colorize import tracking
+
             tracking.tag_run(self.run_id, {"optuna.state": state.name, "optuna.reason": reason or ""})
 
 

@@ -13,7 +13,6 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-import colorize.plots  # noqa: F401  (selects matplotlib's file-only backend before any figure)
 from colorize.errors import one_line
 from hydra_plugins.colorize_sweeper.space import quote
 
@@ -109,6 +108,9 @@ def summarize(study: optuna.Study, fixed: dict) -> Optional[dict[str, Any]]:
 
 
 def plots(study: optuna.Study) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
     import optuna.visualization.matplotlib as vis
 
     figures = {}

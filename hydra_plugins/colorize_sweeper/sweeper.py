@@ -8,6 +8,7 @@ worker that finds the budget reached and nothing running, and wins the study's c
 """
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -24,12 +25,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from colorize import sweeping, tracking
+from colorize import sweeping
 from colorize.errors import ColorizeError, one_line
 from hydra_plugins.colorize_sweeper import report, sampler, space, spawn, trial, workers
 
 log = logging.getLogger(__name__)
 
+PASSWORD = re.compile(r"(//[^:/@]*:)[^@]+@")  # the user may be empty: postgresql://:pw@host/db
 PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store the parent run's id
 CLOSED = "colorize.parent_closed"  # study system attribute prefix of the close claim
 
@@ -102,7 +104,7 @@ class OptunaSweeperImpl(Sweeper):
         )
         finished = worker.counts()[0]
         parent, reopened_from = self._parent_run(study, created, searched, fixed, will_run=finished < self.n_trials)
-        where = "memory" if self.storage_url is None else tracking.hide_password(self.storage_url)
+        where = "memory" if self.storage_url is None else masked(self.storage_url)
         log.info("study %s in %s: %d of %d trials run; sweep dir %s", name, where, finished, self.n_trials, sweep_dir)
         processes = []
         if self.worker == 0 and self.n_jobs > 1:
@@ -181,12 +183,12 @@ class OptunaSweeperImpl(Sweeper):
         """Hydra's multirun.yaml, passwords masked. A literal password in the storage URL still reaches
         each trial's .hydra/hydra.yaml, which the job needs to reach its trial: an ${oc.env:...} does not."""
         raw = OmegaConf.to_container(self.config.hydra.sweeper, resolve=False)["storage"]
-        if raw is not None and tracking.hide_password(raw) != raw:
+        if raw is not None and masked(raw) != raw:
             log.warning(
                 "hydra.sweeper.storage holds a password in clear: masked in logs and multirun.yaml, but written to each trial's "
                 ".hydra/hydra.yaml; 'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' leaves no trace of it"
             )
-        path.write_text("\n".join(tracking.hide_password(line) for line in OmegaConf.to_yaml(self.config).splitlines()) + "\n")
+        path.write_text("\n".join(masked(line) for line in OmegaConf.to_yaml(self.config).splitlines()) + "\n")
 
     def _study(self, storage: optuna.storages.BaseStorage, searched: dict) -> tuple[optuna.Study, bool]:
         """The study and whether this worker created it."""
@@ -206,7 +208,7 @@ class OptunaSweeperImpl(Sweeper):
             found = [d.name.lower() for d in study.directions]
             if found != self.directions:
                 raise ColorizeError(
-                    f"study {name} in {tracking.hide_password(self.storage_url)} is to {' and '.join(found)}, "
+                    f"study {name} in {masked(self.storage_url)} is to {' and '.join(found)}, "
                     f"not {' and '.join(self.directions)}: set hydra.sweeper.study_name to start a new one"
                 ) from None
         study.set_user_attr(trial.PRUNER, OmegaConf.to_container(self.pruner_config, resolve=True))
@@ -214,11 +216,13 @@ class OptunaSweeperImpl(Sweeper):
 
     def _parent_run(
         self, study: optuna.Study, created: bool, searched: dict, fixed: dict, will_run: bool
-    ) -> tuple[Optional[tracking.ParentRun], Optional[str]]:
+    ) -> tuple[Optional[Any], Optional[str]]:
         """The sweep's parent run (hydra.sweeper.mlflow), and the status it had when this worker
         reopened it (None: not reopened)."""
         if self.mlflow is None:
             return None, None
+        from colorize import tracking  # mlflow: seconds of imports, only for sweeps that opt in
+
         uri, name = self.mlflow.tracking_uri, study.study_name
         tracking.check_server(uri)
         if not created:
@@ -233,7 +237,7 @@ class OptunaSweeperImpl(Sweeper):
                 before = parent.reopen()
                 if before is not None:
                     return parent, before if before != "RUNNING" else None
-                log.warning("parent run %s of study %s is gone from %s: starting a new one", run_id, name, tracking.hide_password(uri))
+                log.warning("parent run %s of study %s is gone from %s: starting a new one", run_id, name, masked(uri))
         params = {
             "sampler": self.sampler_config._target_.rsplit(".", 1)[-1],
             "pruner": self.pruner_config._target_.rsplit(".", 1)[-1],
@@ -247,7 +251,7 @@ class OptunaSweeperImpl(Sweeper):
         return parent, None
 
     def _close(
-        self, parent: tracking.ParentRun, reopened_from: Optional[str], study: optuna.Study, storage: optuna.storages.RDBStorage,
+        self, parent: Any, reopened_from: Optional[str], study: optuna.Study, storage: optuna.storages.RDBStorage,
         worker: workers.Worker, status: str, fixed: dict,
     ) -> None:
         """End the parent run once: by the one worker that claims the close of the study at its present
@@ -275,6 +279,8 @@ class OptunaSweeperImpl(Sweeper):
         run_id, reason = lost.user_attrs.get(sweeping.RUN), lost.user_attrs.get(sweeping.REASON, "")
         log.warning("trial %d marked FAIL: %s", lost.number, reason)
         if run_id and self.mlflow is not None:
+            from colorize import tracking
+
             # Apart: this runs in a heartbeat thread, which a tracking-server outage (MLflow retries
             # for minutes) must not stop, or this worker's own trial would go stale too.
             tags = {"optuna.state": "FAIL", "optuna.reason": reason}
@@ -324,3 +330,7 @@ class OptunaSweeperImpl(Sweeper):
         except Exception as error:
             reason = one_line(error)
         sweeping.settle(storage, trial_id, TrialState.FAIL, reason=reason)
+
+
+def masked(url: str) -> str:
+    return PASSWORD.sub(r"\1***@", url)
