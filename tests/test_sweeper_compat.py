@@ -163,14 +163,15 @@ def test_the_multi_objective_example_as_published_with_nsgaii_and_tpe(tmp_path: 
 
 
 @pytest.mark.parametrize(
-    "overrides, line",
+    "script, overrides, line",
     [
-        (["hydra/sweeper/sampler=motpe"], "colorize: error: hydra/sweeper/sampler=motpe: Optuna 4 removed MOTPESampler; use tpe, which handles several objectives"),
-        (["hydra.sweeper.n_jobs=2"], "colorize: error: hydra.sweeper.n_jobs=2 needs a storage all workers share: set hydra.sweeper.storage (e.g. sqlite:///optuna.db); null is an in-memory study in one process"),
+        ("sphere", ["hydra/sweeper/sampler=motpe"], "colorize: error: hydra/sweeper/sampler=motpe: Optuna 4 removed MOTPESampler; use tpe, which handles several objectives"),
+        ("sphere", ["hydra.sweeper.n_jobs=2"], "colorize: error: hydra.sweeper.n_jobs=2 needs a storage all workers share: set hydra.sweeper.storage (e.g. sqlite:///optuna.db); null is an in-memory study in one process"),
+        ("multi-objective", ["hydra/sweeper/pruner=median"], "colorize: error: hydra/sweeper/pruner: Optuna cannot prune a study of 2 objectives; use hydra/sweeper/pruner=none"),
     ],
 )
-def test_what_this_sweeper_refuses_is_one_line(tmp_path: Path, overrides: list[str], line: str) -> None:
-    done = run("example/sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", *overrides)
+def test_what_this_sweeper_refuses_is_one_line(tmp_path: Path, script: str, overrides: list[str], line: str) -> None:
+    done = run(f"example/{script}.py", "--multirun", f"hydra.sweep.dir={tmp_path}", *overrides)
     assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == line and "Traceback" not in done.stderr
 
 
