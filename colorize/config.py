@@ -143,15 +143,6 @@ class ObjectiveConfig:
 
 
 @dataclass
-class TrialConfig:
-    """Set by the sweeper (hydra_plugins/colorize_sweeper) on each trial it launches; null otherwise."""
-
-    storage: Optional[str] = None  # the study's Optuna RDB storage URL
-    study: Optional[str] = None
-    id: Optional[int] = None  # Optuna's trial id in that storage (not the trial number)
-
-
-@dataclass
 class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -161,7 +152,6 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    trial: TrialConfig = field(default_factory=TrialConfig)
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""Optuna from inside a training run that a sweep launched.
+"""Optuna from inside a training run that a sweep launched, and the storage and state changes the
+sweeper shares with it.
 
-The trial is reached through the study's storage (URL, study name, trial id come in the `trial`
-config), so this works alike in the sweeper's own process, a joblib worker or another machine.
+The run reaches its trial through the sweeper's API (hydra_plugins.colorize_sweeper.trial.current),
+through the study's storage, so this works alike in the sweeper's own process, a joblib worker or
+another machine.
 """
 
 import logging
@@ -9,21 +11,18 @@ import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence, Union
 
 import optuna
 import sqlalchemy.exc
-from hydra.utils import instantiate
 from optuna.trial import TrialState
 
-from colorize import tracking
 from colorize.errors import ColorizeError, DivergedError, one_line
 
 log = logging.getLogger(__name__)
 
 # Study user attributes, shared by every worker of a sweep.
 PARENT_RUN = "mlflow_parent_run_id"  # the sweep's one MLflow parent run
-PRUNER = "pruner"  # the pruner's _target_ config: jobs in other processes build the same one
 # Trial user attributes.
 RUN = "mlflow_run_id"
 REASON = "reason"  # why a trial was pruned or failed, one line
@@ -48,6 +47,8 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         except Exception as error:  # a bad URL, a missing driver: trying again will not help
             failure = error
             break
+    from colorize import tracking  # mlflow: seconds of imports, only for this message
+
     hint = ""
     if tracking.hide_password(url) != url:
         hint = " (the password was given in clear; 'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' leaves no trace of it)"
@@ -58,11 +59,12 @@ def settle(
     storage: optuna.storages.BaseStorage,
     trial_id: int,
     state: TrialState,
-    value: Optional[float] = None,
+    value: Union[None, float, Sequence[float]] = None,
     reason: Optional[str] = None,
     stopped: bool = False,
 ) -> bool:
-    """The one place a sweep's trial changes state, from any process: COMPLETE with its value,
+    """The one place a sweep's trial changes state, from any process: COMPLETE with its value (a
+    sequence of values for a study of several objectives),
     PRUNED (with its last reported value), FAIL with a one-line reason (stopped: its worker stopped,
     not the trial), or WAITING (back to the queue for a later ask). False when another worker
     settled it first: a finished trial is never changed."""
@@ -71,16 +73,19 @@ def settle(
         return False
     if state == TrialState.PRUNED and value is None and frozen.last_step is not None:
         value = frozen.intermediate_values[frozen.last_step]  # samplers rank a pruned trial by it
-    if value is not None and not math.isfinite(value):
+    values = None if value is None else [float(value)] if isinstance(value, (int, float)) else [float(v) for v in value]
+    if values is not None and not all(math.isfinite(v) for v in values):
         if state == TrialState.COMPLETE:
-            state, reason = TrialState.FAIL, f"the objective is {value}, not a finite number"
-        value = None
+            state, reason = TrialState.FAIL, f"the objective is {value}, not finite"
+        values = None
+    if state != TrialState.COMPLETE and state != TrialState.PRUNED:
+        values = None  # Optuna keeps values only for these
     try:
         if reason:
             storage.set_trial_user_attr(trial_id, REASON, reason)
         if stopped:
             storage.set_trial_user_attr(trial_id, STOPPED, True)
-        storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+        storage.set_trial_state_values(trial_id, state, values)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     log.debug("trial %d -> %s %s", frozen.number, state.name, reason or "")
@@ -90,16 +95,12 @@ def settle(
 class SweepTrial:
     """This run's Optuna trial: per-epoch reports, the pruning decision, and how it ended."""
 
-    def __init__(self, storage: str, study_name: str, trial_id: int) -> None:
-        self.storage = open_storage(storage)
-        study = optuna.load_study(study_name=study_name, storage=self.storage)
-        pruner = study.user_attrs.get(PRUNER)
-        if pruner:
-            study.pruner = instantiate(pruner)
-        self.trial = optuna.trial.Trial(study, trial_id)
-        self.study = study
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.study = trial.study
+        self.storage = trial.study._storage
         self.number = self.trial.number
-        self.parent_run_id: Optional[str] = study.user_attrs.get(PARENT_RUN)
+        self.parent_run_id: Optional[str] = self.study.user_attrs.get(PARENT_RUN)
         self.run_id: Optional[str] = None
         self.value: Optional[float] = None
         self.pruned_at: Optional[int] = None
@@ -126,6 +127,8 @@ class SweepTrial:
             state, reason = TrialState.FAIL, "no epoch reported a value"
         settle(self.storage, self.trial._trial_id, state, self.value if state == TrialState.COMPLETE else None, reason, stopped)
         if self.run_id:
+            from colorize import tracking
+
             tracking.tag_run(self.run_id, {"optuna.state": state.name, "optuna.reason": reason or ""})
 
 

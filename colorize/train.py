@@ -25,7 +25,7 @@ def train(cfg: DictConfig) -> float:
     from colorize.device import pick_device
     from colorize.loop import fit
 
-    trial = open_trial(cfg)  # first: a sweep's storage problem surfaces before any data is loaded
+    trial = open_trial()  # first: a sweep's storage problem surfaces before any data is loaded
     trainer: TrainerConfig = OmegaConf.to_object(cfg.trainer)
     ranks = distributed.setup(trainer.batch_size)  # several processes when started by torchrun
     device = pick_device(distributed.device_for(ranks, trainer.device))
@@ -98,13 +98,15 @@ def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict
     return name or preset or model, tags
 
 
-def open_trial(cfg: DictConfig) -> Optional[Any]:
-    """The Optuna trial of a run that a sweep launched (colorize.sweeping.SweepTrial), else None."""
-    if cfg.trial.id is None:
+def open_trial() -> Optional[Any]:
+    """The Optuna trial of a run that the colorize_optuna sweeper launched (colorize.sweeping.SweepTrial), else None."""
+    if not HydraConfig.initialized() or HydraConfig.get().sweeper.get("trial_id") is None:
         return None
-    from colorize import sweeping  # optuna and its storage: a second of imports, only for sweeps
+    # optuna and its storage: a second of imports, only for sweeps
+    from colorize import sweeping
+    from hydra_plugins.colorize_sweeper.trial import current
 
-    return sweeping.SweepTrial(cfg.trial.storage, cfg.trial.study, cfg.trial.id)
+    return sweeping.SweepTrial(current())
 
 
 def reporting(trial: Optional[Any]) -> contextlib.AbstractContextManager:

@@ -47,8 +47,9 @@ def parent_and_children(root: Path) -> tuple[list, list]:
         ("a=int(interval(1, 4))", IntDistribution(1, 4)),
         ("a=tag(log, interval(1e-4, 3e-2))", FloatDistribution(1e-4, 3e-2, log=True)),
         ("a=tag(log, int(interval(8, 64)))", IntDistribution(8, 64, log=True)),
-        ("a=range(1, 5)", IntDistribution(1, 4)),  # Hydra's range excludes its stop
-        ("a=range(1, 9, 2)", IntDistribution(1, 7, step=2)),
+        ("a=range(1, 5)", IntDistribution(1, 5)),  # hydra-optuna-sweeper's range includes its stop
+        ("a=range(1, 9, 2)", IntDistribution(1, 9, step=2)),
+        ("a=range(-5.5, 5.5, step=0.5)", FloatDistribution(-5.5, 5.5, step=0.5)),
         ("a=choice(adam, sgd)", CategoricalDistribution(["adam", "sgd"])),
         ("a=3", None),
     ],
@@ -67,15 +68,29 @@ def test_sweep_configs_compose() -> None:
         GlobalHydra.instance().clear()
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == "hydra_plugins.colorize_sweeper.optuna_sweeper.OptunaSweeper"
-    assert sweeper.direction is None and cfg.objective.direction == "maximize" and sweeper.sampler.seed == 0  # follows the objective
+    assert sweeper.direction == cfg.objective.direction == "maximize" and sweeper.sampler.seed == 0  # follows the objective
     assert sweeper.sampler.multivariate is None and sweeper.sampler.constant_liar is True  # Optuna 5's TPE defaults
     assert sweeper.check == "colorize.config.check"
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
     assert sweeper.params["optimizer.lr"] == "tag(log, interval(1e-4, 3e-2))"
-    assert sweeper.storage == "sqlite:////r/sweeps/optuna.db"
-    assert cfg.trial.id is None  # only the sweeper sets it
+    assert sweeper.storage == "sqlite:////r/sweeps/optuna.db" and sweeper.study_name == "lr_width"
+    assert sweeper.mlflow == {"tracking_uri": "sqlite:////r/mlruns/mlflow.db", "experiment": "colorize"}
+    assert sweeper.trial_id is None and "trial" not in cfg  # only the sweeper sets it, on each job
 
+
+@pytest.mark.parametrize("sweep", sorted(p.stem for p in (PROJECT / "conf" / "sweep").glob("*.yaml")))
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_every_sweep_config_follows_the_declared_objective(sweep: str, direction: str) -> None:
+    # The plugin's default is minimize (hydra-optuna-sweeper's): a sweep config that forgot to pass
+    # objective.direction through would minimise PSNR.
+    register()
+    try:
+        with initialize_config_dir(str(PROJECT / "conf"), version_base="1.3"):
+            cfg = compose("train", [f"sweep={sweep}", f"objective.direction={direction}"], return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    assert cfg.hydra.sweeper.direction == direction
 
 def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     result = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.register=colorize")

@@ -1,7 +1,8 @@
 """The sweeper's config schema, registered as `hydra/sweeper: colorize_optuna` (imported by Hydra's plugin scan).
 
-Keys and search-space syntax follow hydra-optuna-sweeper, so its configs carry over; `pruner`,
-`heartbeat_interval`, `worker`, `check` and `register` are new.
+Keys, defaults and search-space syntax follow hydra-optuna-sweeper (its Optuna 4 release), so its configs
+carry over; `pruner`, `mlflow`, `register`, `heartbeat_interval`, `check` and the job-level keys are this
+plugin's own.
 """
 
 from dataclasses import dataclass, field
@@ -17,14 +18,22 @@ class Direction(Enum):
     maximize = 2
 
 
+# Sampler keys left null keep Optuna 5's defaults.
 @dataclass
 class TPESamplerConfig:
     _target_: str = "optuna.samplers.TPESampler"
     seed: Optional[int] = None  # with the trial number, seeds each trial's sampling (sampler.py)
+    consider_prior: Optional[bool] = None
+    prior_weight: Optional[float] = None
+    consider_magic_clip: Optional[bool] = None
+    consider_endpoints: Optional[bool] = None
     n_startup_trials: int = 10  # random trials before TPE models the results
     n_ei_candidates: int = 24
     multivariate: Optional[bool] = None  # null: Optuna's default (multivariate TPE in Optuna 5)
+    group: Optional[bool] = None
+    warn_independent_sampling: Optional[bool] = None
     constant_liar: bool = True  # Optuna 5's default: keeps parallel workers from sampling next to each other's running trials
+    constraints_func: Optional[Any] = None
 
 
 @dataclass
@@ -41,6 +50,88 @@ class GridSamplerConfig:
 
 
 @dataclass
+class CmaEsSamplerConfig:
+    """Needs the `cmaes` package: pip install 'colorize[cmaes]'."""
+
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    seed: Optional[int] = None
+    x0: Optional[dict[str, Any]] = None
+    sigma0: Optional[float] = None
+    n_startup_trials: int = 1
+    independent_sampler: Optional[Any] = None
+    warn_independent_sampling: bool = True
+    consider_pruned_trials: bool = False
+    restart_strategy: Optional[Any] = None
+    popsize: Optional[int] = None
+    inc_popsize: Optional[int] = None
+    use_separable_cma: bool = False
+    with_margin: bool = False
+    lr_adapt: bool = False
+    source_trials: Optional[Any] = None
+
+
+@dataclass
+class NSGAIISamplerConfig:
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    seed: Optional[int] = None
+    population_size: int = 50
+    mutation: Optional[Any] = None
+    mutation_prob: Optional[float] = None
+    crossover: Optional[Any] = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+    constraints_func: Optional[Any] = None
+
+
+@dataclass
+class NSGAIIISamplerConfig:
+    _target_: str = "optuna.samplers.NSGAIIISampler"
+    seed: Optional[int] = None
+    population_size: int = 50
+    mutation: Optional[Any] = None
+    mutation_prob: Optional[float] = None
+    crossover: Optional[Any] = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+    constraints_func: Optional[Any] = None
+    reference_points: Optional[Any] = None
+    dividing_parameter: int = 3
+
+
+@dataclass
+class QMCSamplerConfig:
+    """Needs scipy (a dependency of this project)."""
+
+    _target_: str = "optuna.samplers.QMCSampler"
+    seed: Optional[int] = None
+    qmc_type: str = "sobol"
+    scramble: bool = False
+    independent_sampler: Optional[Any] = None
+    warn_asynchronous_seeding: bool = True
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class GPSamplerConfig:
+    """Needs torch and scipy (dependencies of this project)."""
+
+    _target_: str = "optuna.samplers.GPSampler"
+    seed: Optional[int] = None
+    independent_sampler: Optional[Any] = None
+    n_startup_trials: int = 10
+    deterministic_objective: bool = False
+    constraints_func: Optional[Any] = None
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class MOTPESamplerConfig:
+    """Optuna 4 removed MOTPESampler; choosing it stops the sweep with one line (sampler.py)."""
+
+    _target_: str = "optuna.samplers.MOTPESampler"
+
+
+@dataclass
 class NopPrunerConfig:
     _target_: str = "optuna.pruners.NopPruner"
 
@@ -49,7 +140,7 @@ class NopPrunerConfig:
 class MedianPrunerConfig:
     _target_: str = "optuna.pruners.MedianPruner"
     n_startup_trials: int = 5  # trials that run to the end before any is pruned
-    n_warmup_steps: int = 1  # epochs every trial trains before it can be pruned: the first ranks trials poorly
+    n_warmup_steps: int = 1  # steps (colorize: epochs) every trial runs before it can be pruned
     interval_steps: int = 1
     n_min_trials: int = 1
 
@@ -57,19 +148,29 @@ class MedianPrunerConfig:
 @dataclass
 class HyperbandPrunerConfig:
     _target_: str = "optuna.pruners.HyperbandPruner"
-    min_resource: int = 1  # epochs
-    max_resource: Any = "auto"  # epochs; auto takes the first finished trial's
+    min_resource: int = 1  # steps (colorize: epochs)
+    max_resource: Any = "auto"  # steps; auto takes the first finished trial's
     reduction_factor: int = 3
+    bootstrap_count: int = 0
 
 
 @dataclass
 class SuccessiveHalvingPrunerConfig:
-    """Hyperband's building block alone: at epochs min_resource x reduction_factor^k a trial goes on
-    only if it is in the best 1/reduction_factor of the trials that reached that epoch."""
+    """Hyperband's building block alone: at steps min_resource x reduction_factor^k a trial goes on
+    only if it is in the best 1/reduction_factor of the trials that reached that step."""
 
     _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
-    min_resource: Any = 1  # epochs before the first cut; "auto" estimates it from finished trials
+    min_resource: Any = 1  # steps before the first cut; "auto" estimates it from finished trials
     reduction_factor: int = 3
+
+
+@dataclass
+class MlflowConfig:
+    """One MLflow parent run per study; the app's runs become its children if they read the parent's
+    id from their trial (colorize.sweeping.SweepTrial.parent_run_id)."""
+
+    tracking_uri: str = MISSING
+    experiment: str = MISSING
 
 
 @dataclass
@@ -79,29 +180,37 @@ class OptunaSweeperConf:
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
     sampler: Any = MISSING
     pruner: Any = MISSING
-    direction: Optional[Direction] = None  # null: the task's objective.direction if it has one, else minimize
-    # Any Optuna RDB URL (postgresql://, mysql://, sqlite:///); workers sharing it share the study.
-    storage: str = "sqlite:///${paths.root_dir}/sweeps/optuna.db"
-    study_name: Optional[str] = None  # null: the sweep's name (sweep=<name>)
-    n_trials: int = 20  # the study's total of finished (complete or pruned) trials, over all workers and reruns
+    direction: Any = Direction.minimize  # or a list of directions: a multi-objective study
+    # null: an in-memory study in this process, as in hydra-optuna-sweeper; any Optuna RDB URL
+    # (postgresql://, mysql://, sqlite:///) persists it, and workers sharing it share the study.
+    storage: Optional[str] = None
+    study_name: Optional[str] = None  # null: a new study named by Optuna
+    n_trials: int = 20  # the study's total of trials run (not those failed by a dead worker), over all workers and reruns
     n_jobs: int = 1  # worker processes on this machine, each running one trial at a time
-    max_failure_rate: float = 0.0  # the sweep stops once the study's failed trials (all workers) exceed this share of n_trials
+    max_failure_rate: float = 0.0  # failed trials tolerated, as a share of n_trials (all workers)
     params: Optional[dict[str, str]] = None  # key: search space, e.g. tag(log, interval(1e-4, 3e-2))
+    custom_search_space: Optional[str] = None  # module.function(cfg, trial) that suggests more params
+    mlflow: Optional[MlflowConfig] = None  # null: no parent run
     heartbeat_interval: int = 10  # seconds; a RUNNING trial silent for twice this is marked FAIL
-    worker: int = 0  # set by the sweeper on the extra processes it starts for n_jobs > 1
     # module.function called with the job config at the space's edges before the first trial; raising stops the sweep
     check: Optional[str] = None
-    # A registered model's name: at the end the best trial's logged model becomes its next version,
-    # with the alias `champion`; null: nothing is registered
+    # A registered model's name (needs `mlflow`): at the end the best trial's logged model becomes its
+    # next version, with the alias `champion`; null: nothing is registered
     register: Optional[str] = None
+    worker: int = 0  # set by the sweeper on the extra processes it starts for n_jobs > 1
+    trial_id: Optional[int] = None  # set by the sweeper on each job it launches: hydra_plugins.colorize_sweeper.trial.current()
 
 
 cs = ConfigStore.instance()
 cs.store(group="hydra/sweeper", name="colorize_optuna", node=OptunaSweeperConf, provider="colorize")
-cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConfig, provider="colorize")
-cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConfig, provider="colorize")
-cs.store(group="hydra/sweeper/sampler", name="grid", node=GridSamplerConfig, provider="colorize")
-cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConfig, provider="colorize")
-cs.store(group="hydra/sweeper/pruner", name="median", node=MedianPrunerConfig, provider="colorize")
-cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConfig, provider="colorize")
-cs.store(group="hydra/sweeper/pruner", name="successive_halving", node=SuccessiveHalvingPrunerConfig, provider="colorize")
+for name, node in {
+    "tpe": TPESamplerConfig, "random": RandomSamplerConfig, "grid": GridSamplerConfig, "cmaes": CmaEsSamplerConfig,
+    "nsgaii": NSGAIISamplerConfig, "nsgaiii": NSGAIIISamplerConfig, "qmc": QMCSamplerConfig, "gp": GPSamplerConfig,
+    "motpe": MOTPESamplerConfig,
+}.items():
+    cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider="colorize")
+for name, node in {
+    "none": NopPrunerConfig, "median": MedianPrunerConfig, "hyperband": HyperbandPrunerConfig,
+    "successive_halving": SuccessiveHalvingPrunerConfig,
+}.items():
+    cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider="colorize")

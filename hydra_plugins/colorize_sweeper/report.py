@@ -13,7 +13,6 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-import colorize.plots  # noqa: F401  (selects matplotlib's file-only backend before any figure)
 from colorize.errors import one_line
 from hydra_plugins.colorize_sweeper.space import quote
 
@@ -34,14 +33,21 @@ def states(study: optuna.Study) -> Counter:
 def command(fixed: dict, params: dict) -> str:
     """The single run that repeats a trial: this command's plain overrides (sweep=<name> gives the
     sweep's fixed settings) and the trial's values, without -m."""
-    argv = sys.orig_argv
-    start = ["python", "-m", argv[2]] if len(argv) > 2 and argv[1] == "-m" else ["python", argv[1]]
+    argv = sys.orig_argv  # spawn.py gives its workers the first process's
+    start = ["python", "-m", argv[2]] if len(argv) > 2 and argv[1] == "-m" else ["python", *argv[1:2]]
     given = [value for key, value in fixed.items() if not key.startswith("hydra.")]
     return shlex.join([*start, *given, *(f"{k}={quote(v)}" for k, v in params.items())])
 
 
 def results(study: optuna.Study, fixed: dict) -> Optional[dict[str, Any]]:
-    """What optimization_results.yaml holds; None when no trial completed."""
+    """What optimization_results.yaml holds, keyed as hydra-optuna-sweeper writes it (best_params and
+    best_value, or the Pareto front as solutions); None when no trial completed."""
+    if len(study.directions) > 1:
+        front = sorted(study.best_trials, key=lambda t: t.number)
+        if not front:
+            return None
+        solutions = [{"number": t.number, "params": t.params, "values": t.values} for t in front]
+        return {"name": "optuna", "study": study.study_name, "solutions": solutions}
     ranked = best_first(study)
     if not ranked:
         return None
@@ -56,12 +62,19 @@ def results(study: optuna.Study, fixed: dict) -> Optional[dict[str, Any]]:
     }
 
 
-def print_table(study: optuna.Study, fixed: dict, sweep_dir: Path) -> None:
+def print_table(study: optuna.Study, fixed: dict, sweep_dir: Path, n_trials: int) -> None:
     """The study's counts and best trials on stdout, and optimization_results.yaml in sweep_dir."""
-    print(f"\nstudy {study.study_name}: " + ", ".join(f"{n} {s}" for s, n in sorted(states(study).items())))
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states(study).items()))
+    print(f"\nstudy {study.study_name}: {counts}; n_trials={n_trials} is the study's total over every run and worker")
     found = results(study, fixed)
     if found is None:
         print("no trial completed")
+        return
+    OmegaConf.save(OmegaConf.create(found), sweep_dir / "optimization_results.yaml")
+    if "solutions" in found:
+        print(f"Pareto front ({', '.join(d.name.lower() for d in study.directions)}):")
+        for solution in found["solutions"]:
+            print(f"  trial {solution['number']}: values {solution['values']}  params {solution['params']}")
         return
     ranked = best_first(study)
     keys = list(ranked[0].params)
@@ -74,7 +87,6 @@ def print_table(study: optuna.Study, fixed: dict, sweep_dir: Path) -> None:
     for row in rows:
         print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
     print(f"reproduce the best (trial {found['best_trial']}):\n  {found['command']}\n")
-    OmegaConf.save(OmegaConf.create(found), sweep_dir / "optimization_results.yaml")
 
 
 def summarize(study: optuna.Study, fixed: dict) -> Optional[dict[str, Any]]:
@@ -82,16 +94,23 @@ def summarize(study: optuna.Study, fixed: dict) -> Optional[dict[str, Any]]:
     found = results(study, fixed)
     if found is None:
         return None
+    counts = {f"trials_{s.lower()}": n for s, n in states(study).items()}
+    texts = {"best.yaml": OmegaConf.to_yaml(OmegaConf.create(found))}
+    if "solutions" in found:
+        return {"metrics": {"pareto_trials": len(found["solutions"]), **counts}, "tags": {}, "figures": {}, "texts": texts}
     params = found["best_params"]
     return {
-        "metrics": {"best_value": found["best_value"], **{f"trials_{s.lower()}": n for s, n in states(study).items()}},
+        "metrics": {"best_value": found["best_value"], **counts},
         "tags": {"best.trial": str(found["best_trial"]), "best.command": found["command"], **{f"best.{k}": str(v) for k, v in params.items()}},
         "figures": plots(study),
-        "texts": {"best.yaml": OmegaConf.to_yaml(OmegaConf.create(found))},
+        "texts": texts,
     }
 
 
 def plots(study: optuna.Study) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
     import optuna.visualization.matplotlib as vis
 
     figures = {}

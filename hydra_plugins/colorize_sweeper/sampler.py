@@ -1,5 +1,6 @@
-"""The sampler a worker asks with: the configured one, reseeded for every trial from the configured
-seed and the trial's number.
+"""The sampler a worker asks with: the configured one behind a wrapper that knows which trial it is
+sampling (so a sampler error fails that trial instead of leaving it RUNNING), reseeded for every
+trial from the configured seed and the trial's number.
 
 The trial number is unique to the worker that holds the trial, however many workers start at the same
 instant, so seeded workers never propose alike; one worker on a new study proposes the same values on
@@ -8,7 +9,7 @@ repeating its first trials.
 """
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import optuna
@@ -18,6 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from colorize.errors import ColorizeError, one_line
 from hydra_plugins.colorize_sweeper import space as search_space
 
 
@@ -25,16 +27,20 @@ def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
-class PerTrialSeed(BaseSampler):
-    """Delegates to a sampler built afresh for each trial with trial_seed(seed, number)."""
+class Sampler(BaseSampler):
+    """Delegates to the configured sampler; with a seed, one built afresh for each trial with
+    trial_seed(seed, number). `asking` is the id of the trial being sampled, from before_trial on."""
 
-    def __init__(self, build: Callable[[int], BaseSampler], seed: int) -> None:
+    def __init__(self, build: Callable[[Optional[int]], BaseSampler], seed: Optional[int]) -> None:
         self.build = build
         self.seed = seed
         self.sampler = build(seed)
+        self.asking: Optional[int] = None
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.sampler = self.build(trial_seed(self.seed, trial.number))
+        self.asking = trial._trial_id
+        if self.seed is not None:
+            self.sampler = self.build(trial_seed(self.seed, trial.number))
         self.sampler.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -46,17 +52,19 @@ class PerTrialSeed(BaseSampler):
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: BaseDistribution) -> Any:
         return self.sampler.sample_independent(study, trial, name, distribution)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Optional[list[float]]) -> None:
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Optional[Sequence[float]]) -> None:
         self.sampler.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
         self.sampler.reseed_rng()
 
 
-def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[BaseSampler, Optional[int]]:
+def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[Sampler, Optional[int]]:
     """The sampler, and the grid's size for a grid sampler (None otherwise). Keys left null keep
     Optuna's defaults (TPE: multivariate, constant liar)."""
     settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if v is not None}
+    if settings["_target_"].endswith("MOTPESampler"):
+        raise ColorizeError("hydra/sweeper/sampler=motpe: Optuna 4 removed MOTPESampler; use tpe, which handles several objectives")
     seed = settings.pop("seed", None)
     grid: Optional[dict[str, list]] = None
     if settings.get("_partial_"):  # the grid sampler takes the space as lists of values
@@ -66,5 +74,8 @@ def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[BaseS
         sampler = instantiate(settings, seed=seed)
         return sampler if grid is None else sampler(search_space=grid)
 
-    grid_size = None if grid is None else math.prod(len(values) for values in grid.values())
-    return (make(None) if seed is None else PerTrialSeed(make, seed)), grid_size
+    try:
+        chosen = Sampler(make, seed)
+    except Exception as error:
+        raise ColorizeError(f"hydra.sweeper.sampler ({settings['_target_']}): {one_line(error)}") from None
+    return chosen, None if grid is None else math.prod(len(values) for values in grid.values())

@@ -15,20 +15,22 @@ UNQUOTED = re.compile(r"[\w./:@+\-%]*")  # values Hydra's override grammar reads
 
 def distribution(override: Override) -> Optional[BaseDistribution]:
     """hydra-optuna-sweeper's syntax: choice(...), range(...), interval(...), int(interval(...)),
-    tag(log, ...); None for a plain value."""
+    tag(log, ...), shuffle(range(...)) (a choice); None for a plain value."""
     if not override.is_sweep_override():
         return None
     value = override.value()
     if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
         return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
     if isinstance(value, RangeSweep):
-        values = list(override.sweep_iterator())  # Hydra's range excludes stop; Optuna's high is included
-        if not values:
-            raise ColorizeError(f"{override.input_line}: an empty range")
-        step = abs(value.step)
-        if all(isinstance(v, int) for v in values):
-            return IntDistribution(min(values), max(values), step=int(step))
-        return FloatDistribution(float(min(values)), float(min(values)) + step * (len(values) - 1), step=float(step))
+        # As hydra-optuna-sweeper reads it, unlike Hydra's own range: start to stop inclusive in
+        # steps of step (Optuna lowers a stop the steps miss to the last value reached); float if
+        # any of the three is.
+        start, stop, step = value.start, value.stop, value.step
+        if stop < start or step <= 0:
+            raise ColorizeError(f"{override.input_line}: an empty range (start to stop, a positive step)")
+        if any(isinstance(v, float) for v in (start, stop, step)):
+            return FloatDistribution(float(start), float(stop), step=float(step))
+        return IntDistribution(int(start), int(stop), step=int(step))
     if isinstance(value, IntervalSweep):
         log_scale = "log" in value.tags
         if isinstance(value.start, int) and isinstance(value.end, int):
@@ -37,9 +39,11 @@ def distribution(override: Override) -> Optional[BaseDistribution]:
     raise ColorizeError(f"{override.input_line}: the Optuna sweeper cannot sample this")
 
 
-def parse(params: dict, arguments: list[str], parser: OverridesParser) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+def parse(
+    params: dict, arguments: list[str], parser: OverridesParser, allow_empty: bool = False
+) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
     """The sweep's params, then the command line (later wins): the space searched, and the fixed
-    overrides every trial gets."""
+    overrides every trial gets. allow_empty: a custom_search_space suggests the params."""
     space: dict[str, BaseDistribution] = {}
     fixed: dict[str, str] = {}
     for override in parser.parse_overrides([f"{key}={value}" for key, value in params.items()] + list(arguments)):
@@ -51,15 +55,16 @@ def parse(params: dict, arguments: list[str], parser: OverridesParser) -> tuple[
             fixed[key] = override.input_line or f"{key}={override.get_value_element_as_str()}"
         else:
             space[key] = found
-    if not space:
+    if not space and not allow_empty:
         raise ColorizeError("nothing to search: give hydra.sweeper.params or a sweep such as optimizer.lr='tag(log, interval(1e-4, 1e-2))'")
     return space, fixed
 
 
 def grid_values(key: str, dist: BaseDistribution) -> list:
+    """Every value of a choice, or of a stepped range from low to high inclusive."""
     if isinstance(dist, CategoricalDistribution):
         return list(dist.choices)
-    if isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None:
+    if isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None and not dist.log:
         count = round((dist.high - dist.low) / dist.step) + 1
         return [dist.low + i * dist.step for i in range(count)]
     raise ColorizeError(f"{key}: the grid sampler needs choice(...) or range(...), not {dist}")

@@ -1,15 +1,18 @@
-"""The sweep: settings and objective, the search space checked before any trial, the study and its
-one MLflow parent run, then this worker's loop (workers.py) and the report (report.py).
+"""The sweep: settings and objectives, the search space checked before any trial, the study and
+(opted in by hydra.sweeper.mlflow) its one MLflow parent run, then this worker's loop (workers.py),
+the extra worker processes (spawn.py) and the report (report.py). It reads only hydra.* keys of the
+app's config: a job reaches its trial through trial.py.
 
 The study that the first worker creates holds the id of the sweep's one MLflow parent run; the one
 worker that finds the budget reached and nothing running, and wins the study's close claim, closes it.
 """
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -18,17 +21,18 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from colorize import sweeping, tracking
+from colorize import sweeping
 from colorize.errors import ColorizeError, one_line
-from hydra_plugins.colorize_sweeper import report, sampler, space, workers
+from hydra_plugins.colorize_sweeper import report, sampler, space, spawn, trial, workers
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"  # the alias that hydra.sweeper.register points at the best trial's model version
+PASSWORD = re.compile(r"(//[^:/@]*:)[^@]+@")  # the user may be empty: postgresql://:pw@host/db
 PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store the parent run's id
 CLOSED = "colorize.parent_closed"  # study system attribute prefix of the close claim
 
@@ -39,7 +43,7 @@ class OptunaSweeperImpl(Sweeper):
         sampler: Any,
         pruner: Any,
         direction: Any,
-        storage: str,
+        storage: Optional[str],
         study_name: Optional[str],
         n_trials: int,
         n_jobs: int,
@@ -47,18 +51,24 @@ class OptunaSweeperImpl(Sweeper):
         params: Optional[DictConfig],
         heartbeat_interval: int,
         worker: int,
+        custom_search_space: Optional[str] = None,
+        mlflow: Optional[DictConfig] = None,
         check: Optional[str] = None,
         register: Optional[str] = None,
+        trial_id: Optional[int] = None,  # a job's own key (trial.py); the sweeper sets it, never reads it
     ) -> None:
         self.sampler_config = sampler
         self.pruner_config = pruner
-        self.direction = direction.name if hasattr(direction, "name") else direction
+        given = direction if isinstance(direction, (list, tuple, ListConfig)) else [direction]
+        self.directions = [d.name if hasattr(d, "name") else str(d) for d in given]
         self.storage_url = storage
         self.study_name = study_name
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.max_failure_rate = max_failure_rate
         self.params = params or {}
+        self.custom_search_space = custom_search_space
+        self.mlflow = mlflow
         self.heartbeat_interval = heartbeat_interval
         self.worker = worker
         self.check = check
@@ -67,6 +77,7 @@ class OptunaSweeperImpl(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
+        self.task_function = task_function
         self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
 
     def sweep(self, arguments: list[str]) -> None:
@@ -77,28 +88,33 @@ class OptunaSweeperImpl(Sweeper):
 
     def _sweep(self, arguments: list[str]) -> None:
         self._check_settings()
-        direction = self._direction()
+        extend = self._extender()
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        searched, fixed = space.parse(dict(self.params), arguments, parser)
+        searched, fixed = space.parse(dict(self.params), arguments, parser, allow_empty=extend is not None)
         self._check_points(searched, fixed)
-        name = self.study_name or self.config.hydra.runtime.choices.get("sweep") or "colorize"
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self._save_multirun(sweep_dir / "multirun.yaml")
 
-        storage = sweeping.open_storage(self.storage_url)
-        study, created = self._study(storage, name, searched, direction)
-        worker = workers.Worker(study, storage, searched, self.n_trials, self.max_failure_rate, self.heartbeat_interval, self._lost)
-        finished = worker.counts()[0]
-        parent, reopened_from = self._parent_run(study, created, name, searched, fixed, direction, will_run=finished < self.n_trials)
-        log.info(
-            "study %s in %s: %d of %d trials finished; sweep dir %s",
-            name, tracking.hide_password(self.storage_url), finished, self.n_trials, sweep_dir,
+        storage = optuna.storages.InMemoryStorage() if self.storage_url is None else sweeping.open_storage(self.storage_url)
+        study, created = self._study(storage, searched)
+        name = study.study_name
+        if self.storage_url is None:
+            trial.MEMORY[name] = storage  # jobs in this process reach it through trial.current()
+        worker = workers.Worker(
+            study, storage, searched, self.n_trials, self.max_failure_rate, self.heartbeat_interval, self._lost,
+            None if extend is None else (lambda asked: extend(self.config, asked)),
         )
-        processes = workers.start_processes(self.n_jobs, sweep_dir) if self.worker == 0 and self.n_jobs > 1 else []
+        finished = worker.counts()[0]
+        parent, reopened_from = self._parent_run(study, created, searched, fixed, will_run=finished < self.n_trials)
+        where = "memory" if self.storage_url is None else masked(self.storage_url)
+        log.info("study %s in %s: %d of %d trials run; sweep dir %s", name, where, finished, self.n_trials, sweep_dir)
+        processes = []
+        if self.worker == 0 and self.n_jobs > 1:
+            processes = spawn.start(self.n_jobs, sweep_dir, self.hydra_context, self.config, self.task_function, arguments)
         status = "FAILED"
         try:
-            mine = worker.run(lambda trial: self._run_one(study, storage, trial, fixed))
+            mine = worker.run(lambda asked: self._run_one(study, storage, asked, fixed))
             for process in processes:
                 process.wait()
             status = "FINISHED"
@@ -109,10 +125,12 @@ class OptunaSweeperImpl(Sweeper):
             for process in processes:
                 if process.poll() is None:
                     process.terminate()
+            if processes:
+                (sweep_dir / spawn.PAYLOAD).unlink(missing_ok=True)
             if parent is not None:
                 self._close(parent, reopened_from, study, storage, worker, status, fixed)
         if self.worker == 0:
-            report.print_table(study, fixed, sweep_dir)
+            report.print_table(study, fixed, sweep_dir, self.n_trials)
         log.info("this worker ran %d trials: %s", sum(mine.values()), ", ".join(f"{n} {s.name}" for s, n in mine.items()) or "none")
         failed = [p.args for p in processes if p.returncode != 0]
         if failed:
@@ -124,17 +142,28 @@ class OptunaSweeperImpl(Sweeper):
         for key in ("n_trials", "n_jobs", "heartbeat_interval"):
             if getattr(self, key) < 1:
                 raise ColorizeError(f"hydra.sweeper.{key}={getattr(self, key)} must be >= 1")
-
-    def _direction(self) -> str:
-        """The task's declared objective.direction; hydra.sweeper.direction may repeat it, not contradict it."""
-        declared = OmegaConf.select(self.config, "objective.direction")
-        if self.direction is not None and declared is not None and self.direction != declared:
-            metric = OmegaConf.select(self.config, "objective.metric")
+        wrong = [d for d in self.directions if d not in ("minimize", "maximize")]
+        if wrong:
+            raise ColorizeError(f"hydra.sweeper.direction: {wrong[0]} is neither minimize nor maximize")
+        if self.storage_url is None and self.n_jobs > 1:
             raise ColorizeError(
-                f"hydra.sweeper.direction={self.direction} contradicts objective.direction={declared} (of {metric}): "
-                "drop hydra.sweeper.direction, the sweep follows the objective"
+                f"hydra.sweeper.n_jobs={self.n_jobs} needs a storage all workers share: set hydra.sweeper.storage "
+                "(e.g. sqlite:///optuna.db); null is an in-memory study in one process"
             )
-        return self.direction or declared or "minimize"
+        if len(self.directions) > 1 and not self.pruner_config._target_.endswith("NopPruner"):
+            raise ColorizeError(
+                f"hydra/sweeper/pruner: Optuna cannot prune a study of {len(self.directions)} objectives; use hydra/sweeper/pruner=none"
+            )
+
+    def _extender(self) -> Optional[Callable[[DictConfig, optuna.Trial], None]]:
+        """hydra.sweeper.custom_search_space, as hydra-optuna-sweeper resolves it: a leading dot names a
+        module beside the app's script (its folder is on sys.path)."""
+        if not self.custom_search_space:
+            return None
+        try:
+            return get_method(self.custom_search_space.lstrip("."))
+        except Exception as error:
+            raise ColorizeError(f"hydra.sweeper.custom_search_space={self.custom_search_space}: {one_line(error)}") from None
 
     def _check_points(self, searched: dict[str, BaseDistribution], fixed: dict[str, str]) -> None:
         """Compose the job config at the space's edges with the fixed overrides, as the launcher will,
@@ -157,43 +186,47 @@ class OptunaSweeperImpl(Sweeper):
         """Hydra's multirun.yaml, passwords masked. A literal password in the storage URL still reaches
         each trial's .hydra/hydra.yaml, which the job needs to reach its trial: an ${oc.env:...} does not."""
         raw = OmegaConf.to_container(self.config.hydra.sweeper, resolve=False)["storage"]
-        if tracking.hide_password(raw) != raw:
+        if raw is not None and masked(raw) != raw:
             log.warning(
                 "hydra.sweeper.storage holds a password in clear: masked in logs and multirun.yaml, but written to each trial's "
                 ".hydra/hydra.yaml; 'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' leaves no trace of it"
             )
-        path.write_text("\n".join(tracking.hide_password(line) for line in OmegaConf.to_yaml(self.config).splitlines()) + "\n")
+        path.write_text("\n".join(masked(line) for line in OmegaConf.to_yaml(self.config).splitlines()) + "\n")
 
-    def _study(self, storage: optuna.storages.RDBStorage, name: str, searched: dict, direction: str) -> tuple[optuna.Study, bool]:
+    def _study(self, storage: optuna.storages.BaseStorage, searched: dict) -> tuple[optuna.Study, bool]:
         """The study and whether this worker created it."""
         pruner = instantiate(self.pruner_config)
         chosen, grid_size = sampler.build(self.sampler_config, searched)
         if grid_size is not None and grid_size < self.n_trials:
             log.info("the grid has %d points: n_trials %d -> %d", grid_size, self.n_trials, grid_size)
             self.n_trials = grid_size
+        name = self.study_name
         try:
             # Only one worker can create the study (unique name): that one creates the parent run.
-            study = optuna.create_study(storage=storage, study_name=name, sampler=chosen, pruner=pruner, direction=direction)
+            study = optuna.create_study(storage=storage, study_name=name, sampler=chosen, pruner=pruner, directions=self.directions)
             created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage, sampler=chosen, pruner=pruner)
             created = False
-            if study.direction.name.lower() != direction:
+            found = [d.name.lower() for d in study.directions]
+            if found != self.directions:
                 raise ColorizeError(
-                    f"study {name} in {tracking.hide_password(self.storage_url)} is to {study.direction.name.lower()}, "
-                    f"not {direction}: set hydra.sweeper.study_name to start a new one"
+                    f"study {name} in {masked(self.storage_url)} is to {' and '.join(found)}, "
+                    f"not {' and '.join(self.directions)}: set hydra.sweeper.study_name to start a new one"
                 ) from None
-        study.set_user_attr(sweeping.PRUNER, OmegaConf.to_container(self.pruner_config, resolve=True))
+        study.set_user_attr(trial.PRUNER, OmegaConf.to_container(self.pruner_config, resolve=True))
         return study, created
 
     def _parent_run(
-        self, study: optuna.Study, created: bool, name: str, searched: dict, fixed: dict, direction: str, will_run: bool
-    ) -> tuple[Optional[tracking.ParentRun], Optional[str]]:
-        """The sweep's parent run, and the status it had when this worker reopened it (None: not reopened)."""
-        uri = OmegaConf.select(self.config, "tracking.uri")
-        experiment = OmegaConf.select(self.config, "tracking.experiment")
-        if uri is None or experiment is None:
+        self, study: optuna.Study, created: bool, searched: dict, fixed: dict, will_run: bool
+    ) -> tuple[Optional[Any], Optional[str]]:
+        """The sweep's parent run (hydra.sweeper.mlflow), and the status it had when this worker
+        reopened it (None: not reopened)."""
+        if self.mlflow is None:
             return None, None
+        from colorize import tracking  # mlflow: seconds of imports, only for sweeps that opt in
+
+        uri, name = self.mlflow.tracking_uri, study.study_name
         tracking.check_server(uri)
         if not created:
             deadline = time.monotonic() + PARENT_WAIT_S  # the creating worker sets it right after creating the study
@@ -207,21 +240,21 @@ class OptunaSweeperImpl(Sweeper):
                 before = parent.reopen()
                 if before is not None:
                     return parent, before if before != "RUNNING" else None
-                log.warning("parent run %s of study %s is gone from %s: starting a new one", run_id, name, tracking.hide_password(uri))
+                log.warning("parent run %s of study %s is gone from %s: starting a new one", run_id, name, masked(uri))
         params = {
             "sampler": self.sampler_config._target_.rsplit(".", 1)[-1],
             "pruner": self.pruner_config._target_.rsplit(".", 1)[-1],
-            "direction": direction,
+            "direction": ",".join(self.directions),
             **{f"space.{key}": repr(dist) for key, dist in searched.items()},
             **{f"fixed.{key}": value for key, value in fixed.items()},
         }
-        tags = {"optuna.study": name, "optuna.storage": self.storage_url}
-        parent = tracking.ParentRun.create(uri, experiment, f"sweep-{name}", params, tags)
+        tags = {"optuna.study": name, "optuna.storage": self.storage_url or "memory"}
+        parent = tracking.ParentRun.create(uri, self.mlflow.experiment, f"sweep-{name}", params, tags)
         study.set_user_attr(sweeping.PARENT_RUN, parent.run_id)
         return parent, None
 
     def _close(
-        self, parent: tracking.ParentRun, reopened_from: Optional[str], study: optuna.Study, storage: optuna.storages.RDBStorage,
+        self, parent: Any, reopened_from: Optional[str], study: optuna.Study, storage: optuna.storages.RDBStorage,
         worker: workers.Worker, status: str, fixed: dict,
     ) -> None:
         """End the parent run once: by the one worker that claims the close of the study at its present
@@ -245,64 +278,79 @@ class OptunaSweeperImpl(Sweeper):
         except Exception as error:  # a tracking-server outage must not hide how the sweep ended
             log.warning("parent run %s not closed: %s", parent.run_id, one_line(error))
 
-    def _register_best(self, parent: tracking.ParentRun, study: optuna.Study) -> None:
+    def _register_best(self, parent: Any, study: optuna.Study) -> None:
         """hydra.sweeper.register: the best trial's logged model as the next version of that registered
         model, alias champion. A task that logs no model is told in a warning; nothing is registered."""
-        if self.register is None:
+        if self.register is None or self.mlflow is None or len(study.directions) > 1:
             return
+        from colorize import tracking
+
         best = report.best_first(study)[0]
         run_id = best.user_attrs.get(sweeping.RUN)
-        version = tracking.register_model(OmegaConf.select(self.config, "tracking.uri"), run_id, self.register, CHAMPION) if run_id else None
+        version = tracking.register_model(self.mlflow.tracking_uri, run_id, self.register, CHAMPION) if run_id else None
         if version is None:
             log.warning("hydra.sweeper.register=%s: the best trial %d logged no model; nothing registered", self.register, best.number)
             return
         log.info("registered the best trial %d's model as models:/%s/%s, alias %s", best.number, self.register, version, CHAMPION)
         parent.summary({}, {"best.model": f"models:/{self.register}/{version}"}, {}, {})
 
-    def _lost(self, trial: FrozenTrial) -> None:
+    def _lost(self, lost: FrozenTrial) -> None:
         """A trial whose worker stopped beating, now FAIL: close its MLflow run too."""
-        run_id, uri = trial.user_attrs.get(sweeping.RUN), OmegaConf.select(self.config, "tracking.uri")
-        reason = trial.user_attrs.get(sweeping.REASON, "")
-        log.warning("trial %d marked FAIL: %s", trial.number, reason)
-        if run_id and uri:
+        run_id, reason = lost.user_attrs.get(sweeping.RUN), lost.user_attrs.get(sweeping.REASON, "")
+        log.warning("trial %d marked FAIL: %s", lost.number, reason)
+        if run_id and self.mlflow is not None:
+            from colorize import tracking
+
             # Apart: this runs in a heartbeat thread, which a tracking-server outage (MLflow retries
             # for minutes) must not stop, or this worker's own trial would go stale too.
             tags = {"optuna.state": "FAIL", "optuna.reason": reason}
-            threading.Thread(target=tracking.end_lost_run, args=(uri, run_id, tags), daemon=True).start()
+            threading.Thread(target=tracking.end_lost_run, args=(self.mlflow.tracking_uri, run_id, tags), daemon=True).start()
 
-    def _run_one(self, study: optuna.Study, storage: optuna.storages.RDBStorage, trial: optuna.Trial, fixed: dict) -> TrialState:
-        trial_id = trial._trial_id  # the job reaches its trial by this id, from any process
+    def _run_one(self, study: optuna.Study, storage: optuna.storages.BaseStorage, asked: optuna.Trial, fixed: dict) -> TrialState:
+        trial_id = asked._trial_id
         overrides = [
             *fixed.values(),
-            *space.overrides(trial.params),
-            "trial.storage=${hydra:sweeper.storage}",  # resolved in the job: launcher logs never show a password
-            f"trial.study={space.quote(study.study_name)}",
-            f"trial.id={trial_id}",
+            *space.overrides(asked.params),
+            # The job reaches its trial from these (trial.current()), in any process.
+            f"hydra.sweeper.trial_id={trial_id}",
+            f"hydra.sweeper.study_name={space.quote(study.study_name)}",
         ]
-        [result] = self.launcher.launch([overrides], initial_job_idx=trial.number)
+        [result] = self.launcher.launch([overrides], initial_job_idx=asked.number)
         if storage.get_trial(trial_id).state == TrialState.RUNNING:
-            # The job ended without telling Optuna (an error before training, or a task that does
-            # not report): settle it from what the launcher returned.
+            # The job ended without settling its trial (an app that only returns its objective, or
+            # an error before it reported): settle it from what the launcher returned.
             self._settle(storage, trial_id, result)
         frozen = storage.get_trial(trial_id)
         reason = frozen.user_attrs.get(sweeping.REASON, "")
-        value = f"{frozen.value:.4f}" if frozen.state == TrialState.COMPLETE else reason
+        value = ", ".join(f"{v:.4f}" for v in frozen.values) if frozen.state == TrialState.COMPLETE else reason
         log.info("trial %d %s: %s  (%s)", frozen.number, frozen.state.name, value, " ".join(f"{k}={v}" for k, v in frozen.params.items()))
         return frozen.state
 
-    @staticmethod
-    def _settle(storage: optuna.storages.RDBStorage, trial_id: int, result: JobReturn) -> None:
+    def _settle(self, storage: optuna.storages.BaseStorage, trial_id: int, result: JobReturn) -> None:
         if result.status == JobStatus.COMPLETED:
+            returned = result.return_value
             try:
-                value = float(result.return_value)
+                values = [float(returned)] if len(self.directions) == 1 else [float(v) for v in returned]
             except (TypeError, ValueError):
-                sweeping.settle(storage, trial_id, TrialState.FAIL, reason=f"the task returned {result.return_value!r}, not a number")
+                wanted = "a number" if len(self.directions) == 1 else f"{len(self.directions)} numbers"
+                sweeping.settle(storage, trial_id, TrialState.FAIL, reason=f"the task returned {returned!r}, not {wanted}")
                 return
-            sweeping.settle(storage, trial_id, TrialState.COMPLETE, value)
+            if len(values) != len(self.directions):
+                reason = f"the task returned {len(values)} values for {len(self.directions)} objectives"
+                sweeping.settle(storage, trial_id, TrialState.FAIL, reason=reason)
+                return
+            sweeping.settle(storage, trial_id, TrialState.COMPLETE, values)
             return
         try:
             result.return_value  # raises the job's exception
             reason = "the job failed"
+        except optuna.TrialPruned as error:
+            sweeping.settle(storage, trial_id, TrialState.PRUNED, reason=f"pruned: {error}" if str(error) else "pruned")
+            return
         except Exception as error:
             reason = one_line(error)
         sweeping.settle(storage, trial_id, TrialState.FAIL, reason=reason)
+
+
+def masked(url: str) -> str:
+    return PASSWORD.sub(r"\1***@", url)

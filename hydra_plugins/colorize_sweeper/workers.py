@@ -2,25 +2,24 @@
 
 Every worker (the n_jobs processes of one command, other commands, other machines) runs this loop on
 the same study; the storage is the only coordination:
-- the budget is global: a worker asks for a trial only while finished + running < n_trials, and a
-  trial numbered past the budget (two workers asked at once) goes back to WAITING for a later ask;
+- the budget is global: a worker asks for a trial only while run + running < n_trials (run: COMPLETE,
+  PRUNED, or FAIL by its own error; a trial failed because its worker died is replaced, not counted),
+  and a trial numbered past the budget (two workers asked at once) goes back to WAITING for a later ask;
 - a worker records its running trial's heartbeat from the moment it asks; any worker fails a RUNNING
   trial that started more than twice heartbeat_interval ago and has not beaten within that time (its
   worker died, before or after its first beat), so a dead worker's trial is replaced and no worker
   waits without a deadline;
 - the failure budget counts the study's failed trials, all workers together;
 - a worker stops once the budget is reached and nothing runs.
+An in-memory study (storage null) has one worker: no heartbeats, nothing to go stale.
 """
 
 import logging
 import math
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Callable, Optional
 
 import optuna
@@ -32,15 +31,20 @@ from optuna.trial import FrozenTrial, TrialState
 
 from colorize import sweeping
 from colorize.errors import ColorizeError, one_line
-from hydra_plugins.colorize_sweeper.space import quote
 
 log = logging.getLogger(__name__)
 
 POLL_S = 2.0  # how often a worker waiting on others' running trials looks again
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)  # trials that use up the budget
-TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 Lost = Callable[[FrozenTrial], None]
+Extend = Callable[[optuna.Trial], None]
+
+
+def counted(trial: FrozenTrial) -> bool:
+    """A trial that uses up the budget: COMPLETE, PRUNED, or FAIL by its own error."""
+    if trial.state == TrialState.FAIL:
+        return not trial.user_attrs.get(sweeping.STOPPED)
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def fail_stale(storage: optuna.storages.RDBStorage, study_id: int, grace_s: float, on_lost: Lost, now: Callable[[], datetime] = datetime.now) -> None:
@@ -72,8 +76,11 @@ class Heartbeat:
     workers' stale trials, so that a dead worker's trial is failed within about three intervals,
     however long the trials here are."""
 
-    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int, interval: float, check: Callable[[], None]) -> None:
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float, check: Callable[[], None]) -> None:
         self.stop = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+        if not isinstance(storage, optuna.storages.RDBStorage):
+            return  # in memory: one process, nothing another worker could find stale
         storage.record_heartbeat(trial_id)
 
         def beat() -> None:
@@ -89,12 +96,15 @@ class Heartbeat:
 
     def close(self) -> None:
         self.stop.set()
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()
 
 
-def claim(storage: optuna.storages.RDBStorage, study_id: int, key: str) -> bool:
+def claim(storage: optuna.storages.BaseStorage, study_id: int, key: str) -> bool:
     """True for exactly one caller per key, in any process: the study's system attributes are unique
     per key, so of the workers inserting the same key one succeeds (Optuna's own setter upserts)."""
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return True  # in memory: the only worker
     table = models.StudySystemAttributeModel.__table__
     try:
         with storage.engine.begin() as connection:
@@ -110,13 +120,15 @@ class Worker:
     def __init__(
         self,
         study: optuna.Study,
-        storage: optuna.storages.RDBStorage,
+        storage: optuna.storages.BaseStorage,
         space: dict[str, BaseDistribution],
         n_trials: int,
         max_failure_rate: float,
         heartbeat_interval: float,
         on_lost: Lost,
+        extend: Optional[Extend] = None,
     ) -> None:
+        self.extend = extend  # hydra.sweeper.custom_search_space, called after the space is sampled
         self.study = study
         self.storage = storage
         self.space = space
@@ -126,12 +138,13 @@ class Worker:
         self.on_lost = on_lost
 
     def fail_stale(self) -> None:
-        fail_stale(self.storage, self.study._study_id, 2 * self.heartbeat_interval, self.on_lost)
+        if isinstance(self.storage, optuna.storages.RDBStorage):
+            fail_stale(self.storage, self.study._study_id, 2 * self.heartbeat_interval, self.on_lost)
 
     def counts(self) -> tuple[int, int]:
-        """Finished (complete or pruned) and running trials of the study."""
-        states = Counter(t.state for t in self.study.get_trials(deepcopy=False))
-        return sum(states[s] for s in COUNTED), states[TrialState.RUNNING]
+        """Trials run (counted) and running trials of the study."""
+        trials = self.study.get_trials(deepcopy=False)
+        return sum(map(counted, trials)), sum(t.state == TrialState.RUNNING for t in trials)
 
     def check_failures(self) -> None:
         failed = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get(sweeping.STOPPED)]
@@ -148,10 +161,10 @@ class Worker:
         mine: Counter = Counter()
         while True:
             self.fail_stale()
+            self.check_failures()  # first: the trial that used up the budget may be one failure too many
             finished, running = self.counts()
             if finished >= self.n_trials and running == 0:
                 return mine
-            self.check_failures()
             if finished + running >= self.n_trials:
                 time.sleep(POLL_S)  # the rest are running elsewhere; if one dies, this worker replaces it
                 continue
@@ -160,32 +173,41 @@ class Worker:
                 mine[state] += 1
 
     def run_one(self, launch: Callable[[optuna.Trial], TrialState]) -> Optional[TrialState]:
-        trial = None
+        sampler = self.study.sampler
+        sampler.asking = None
+        trial_id: Optional[int] = None
         try:
-            trial = self.study.ask(self.space)
-            heartbeat = Heartbeat(self.storage, trial._trial_id, self.heartbeat_interval, self.fail_stale)
             try:
-                ahead = sum(1 for t in self.study.get_trials(deepcopy=False, states=TAKEN) if t.number < trial.number)
+                trial = self.study.ask()
+            except Exception as error:  # the sampler raised in before_trial: its trial is RUNNING
+                if sampler.asking is None:
+                    raise
+                trial_id = sampler.asking
+                sweeping.settle(self.storage, trial_id, TrialState.FAIL, reason=f"the sampler failed: {one_line(error)}")
+                log.warning("trial id %d FAIL: the sampler failed: %s", trial_id, one_line(error))
+                return TrialState.FAIL
+            trial_id = trial._trial_id
+            heartbeat = Heartbeat(self.storage, trial_id, self.heartbeat_interval, self.fail_stale)
+            try:
+                ahead = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and (counted(t) or t.state == TrialState.RUNNING))
                 if ahead >= self.n_trials:
-                    sweeping.settle(self.storage, trial._trial_id, TrialState.WAITING)  # over budget: for a later ask
+                    sweeping.settle(self.storage, trial_id, TrialState.WAITING)  # over budget: for a later ask
                     return None
+                try:
+                    for name, distribution in self.space.items():
+                        trial._suggest(name, distribution)
+                    if self.extend is not None:
+                        self.extend(trial)
+                except Exception as error:  # a sampler or custom_search_space error: this trial's, not the sweep's
+                    sweeping.settle(self.storage, trial_id, TrialState.FAIL, reason=f"sampling failed: {one_line(error)}")
+                    log.warning("trial %d FAIL: sampling failed: %s", trial.number, one_line(error))
+                    return TrialState.FAIL
                 return launch(trial)
             finally:
                 heartbeat.close()
         except BaseException as error:
-            if trial is not None:
+            if trial_id is not None:
                 interrupted = isinstance(error, KeyboardInterrupt)
                 reason = "interrupted" if interrupted else one_line(error)
-                sweeping.settle(self.storage, trial._trial_id, TrialState.FAIL, reason=reason, stopped=interrupted)
+                sweeping.settle(self.storage, trial_id, TrialState.FAIL, reason=reason, stopped=interrupted)
             raise
-
-
-def start_processes(n_jobs: int, sweep_dir: Path) -> list[subprocess.Popen]:
-    """n_jobs - 1 more processes of this same command: separate interpreters, one study."""
-    own = [a for a in sys.orig_argv[1:] if not a.startswith(("hydra.sweeper.n_jobs=", "hydra.sweep.dir="))]
-    processes = []
-    for k in range(1, n_jobs):
-        args = [sys.executable, *own, "hydra.sweeper.n_jobs=1", f"hydra.sweeper.worker={k}", f"hydra.sweep.dir={quote(str(sweep_dir))}"]
-        processes.append(subprocess.Popen(args))
-    log.info("started %d more worker processes", len(processes))
-    return processes

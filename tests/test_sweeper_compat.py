@@ -1,0 +1,219 @@
+"""hydra-optuna-sweeper's published examples and test configurations, run against this sweeper.
+
+tests/compat/example and tests/compat/tests/conf hold that plugin's example apps and configs with the
+same keys and values, except `hydra/sweeper: colorize_optuna`; the commands below are its tests'
+commands (tests/test_optuna_sweeper_plugin.py), run from tests/compat as that plugin runs them from its
+root, and the checks are the outcomes its documentation promises. tests/compat/apps holds this suite's
+own apps: one that uses the trial API for pruning, one whose sampler breaks.
+"""
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from tests.conftest import PROJECT
+
+COMPAT = PROJECT / "tests" / "compat"
+SAMPLERS = ["tpe", "random", "grid", "cmaes", "qmc", "gp", "nsgaii", "nsgaiii"]
+
+
+def run(*cmd: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, *cmd], cwd=COMPAT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def results(sweep_dir: Path) -> DictConfig:
+    returns = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert isinstance(returns, DictConfig) and returns.name == "optuna"
+    return returns
+
+
+def dominates(x: list[float], y: list[float]) -> bool:
+    return all(a <= b for a, b in zip(x, y)) and any(a < b for a, b in zip(x, y))
+
+
+@pytest.mark.parametrize("with_commandline", (True, False))
+def test_optuna_example(with_commandline: bool, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path}/test.db"
+    cmd = [
+        "example/sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
+        "hydra.sweeper.n_trials=20", "hydra.sweeper.n_jobs=1", f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=test-optuna-example", "hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.seed=123", "~z",
+    ]
+    if with_commandline:
+        cmd += ["x=choice(0, 1, 2)", "y=0"]  # y: a fixed parameter, command-line params win over the config's
+    done = run(*cmd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    returns = results(tmp_path)
+    best = optuna.load_study(storage=storage, study_name="test-optuna-example").best_trial
+    assert returns.best_params.x == best.params["x"] and returns.best_value == best.value
+    if with_commandline:
+        assert "y" not in returns.best_params and "y" not in best.params and returns.best_params.x in (0, 1, 2)
+    else:
+        assert returns.best_params.y == best.params["y"]
+    assert returns.best_value <= 2.27  # that plugin's bound for TPE on this problem
+
+
+@pytest.mark.parametrize("num_trials", (10, 1, 20))  # 20: more than the grid's 12 points
+def test_example_with_grid_sampler(tmp_path: Path, num_trials: int) -> None:
+    storage = f"sqlite:///{tmp_path}/test.db"
+    done = run(
+        "example/sphere.py", "--multirun", "--config-dir=tests/conf", "--config-name=test_grid", f"hydra.sweep.dir={tmp_path}",
+        "hydra.job.chdir=False", f"hydra.sweeper.n_trials={num_trials}", "hydra.sweeper.n_jobs=1",
+        f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=test-grid-sampler",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    returns = results(tmp_path)
+    bv, bx, by, bz = returns.best_value, returns.best_params.x, returns.best_params.y, returns.best_params.z
+    if num_trials >= 12:
+        assert bv == 1 and abs(bx) == 1 and by == 0
+        trials = optuna.load_study(storage=storage, study_name="test-grid-sampler").get_trials()
+        assert len(trials) == 12 and len({tuple(sorted(t.params.items())) for t in trials}) == 12  # the whole grid, once
+    else:
+        assert bx in [-1, 1] and by in [-1, 0, 1]
+    assert bz in ["foo", "bar"]
+
+
+def test_the_sphere_example_as_published(tmp_path: Path) -> None:
+    # example/conf/config.yaml unchanged: grid over range(-5.5, 5.5, step=0.5) x choice(-5, 0, 5), in memory.
+    done = run("example/sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert results(tmp_path).best_value == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("with_commandline", (True, False))
+def test_optuna_multi_objective_example(with_commandline: bool, tmp_path: Path) -> None:
+    cmd = [
+        "example/multi-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
+        "hydra.sweeper.n_trials=20", "hydra.sweeper.n_jobs=1", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=123",
+    ]
+    if with_commandline:
+        cmd += ["x=range(0, 5)", "y=range(0, 3)"]
+    done = run(*cmd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    solutions = results(tmp_path).solutions
+    assert solutions
+    for x in solutions:
+        assert x.params.x % 1 in ({0} if with_commandline else {0, 0.5}) and x.params.y % 1 in ({0} if with_commandline else {0, 0.5})
+        assert not any(dominates(list(y["values"]), list(x["values"])) for y in solutions)  # a Pareto front
+
+
+def test_optuna_custom_search_space_example(tmp_path: Path) -> None:
+    done = run(
+        "example/custom-search-space-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True",
+        "hydra.sweeper.n_trials=20", "hydra.sweeper.n_jobs=1", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=123",
+        "max_z_difference_from_x=0.3",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    returns = results(tmp_path)
+    assert abs(returns.best_params.x - returns.best_params.z) <= 0.3
+    assert 0 <= returns.best_params["+w"] <= 1
+
+
+@pytest.mark.parametrize("max_failure_rate", (0.5, 1.0))
+def test_failure_rate(max_failure_rate: float, tmp_path: Path) -> None:
+    # That plugin's command less two changes: `+error=true` (Hydra itself refuses `error=true`, a key
+    # the config lacks, before any sweeper runs) and n_jobs=1 (2 needs a shared storage here).
+    done = run(
+        "example/sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.job.chdir=True", "hydra.sweeper.n_trials=20",
+        "hydra.sweeper.n_jobs=1", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=123",
+        f"hydra.sweeper.max_failure_rate={max_failure_rate}", "+error=true",
+    )
+    if max_failure_rate < 1.0:
+        assert done.returncode == 1
+        assert "RuntimeError: cfg.error is True" in done.stderr.strip().splitlines()[-1]
+    else:
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "study sphere: 20 FAIL; n_trials=20 is the study's total" in done.stdout  # failures count towards n_trials
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_shipped_sampler(sampler: str, tmp_path: Path) -> None:
+    done = run(
+        "example/sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", f"hydra/sweeper/sampler={sampler}",
+        "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler.seed=1",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "study sphere: 6 COMPLETE" in done.stdout
+    assert results(tmp_path).best_params.y in (-5, 0, 5)
+
+
+def test_tpe_keys_of_that_plugin_compose(tmp_path: Path) -> None:
+    keys = ["consider_endpoints=true", "consider_prior=true", "prior_weight=1.0", "warn_independent_sampling=false", "multivariate=false"]
+    done = run(
+        "example/sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra/sweeper/sampler=tpe", "hydra.sweeper.n_trials=2",
+        *(f"hydra.sweeper.sampler.{key}" for key in keys),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_multi_objective_example_as_published_with_nsgaii_and_tpe(tmp_path: Path) -> None:
+    for sampler in ("nsgaii", "tpe"):
+        done = run("example/multi-objective.py", "--multirun", f"hydra.sweep.dir={tmp_path / sampler}", f"hydra/sweeper/sampler={sampler}")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert results(tmp_path / sampler).solutions
+
+
+@pytest.mark.parametrize(
+    "script, overrides, line",
+    [
+        ("sphere", ["hydra/sweeper/sampler=motpe"], "colorize: error: hydra/sweeper/sampler=motpe: Optuna 4 removed MOTPESampler; use tpe, which handles several objectives"),
+        ("sphere", ["hydra.sweeper.n_jobs=2"], "colorize: error: hydra.sweeper.n_jobs=2 needs a storage all workers share: set hydra.sweeper.storage (e.g. sqlite:///optuna.db); null is an in-memory study in one process"),
+        ("multi-objective", ["hydra/sweeper/pruner=median"], "colorize: error: hydra/sweeper/pruner: Optuna cannot prune a study of 2 objectives; use hydra/sweeper/pruner=none"),
+    ],
+)
+def test_what_this_sweeper_refuses_is_one_line(tmp_path: Path, script: str, overrides: list[str], line: str) -> None:
+    done = run(f"example/{script}.py", "--multirun", f"hydra.sweep.dir={tmp_path}", *overrides)
+    assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == line and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_an_app_reaches_its_trial_and_is_pruned(tmp_path: Path, launcher: str) -> None:
+    if launcher == "joblib":
+        pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[distributed]'")
+    storage = f"sqlite:///{tmp_path}/prune.db"
+    done = run(
+        "apps/pruned.py", "--multirun", f"hydra.sweep.dir={tmp_path}", f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=prune", f"hydra/launcher={launcher}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = optuna.load_study(study_name="prune", storage=storage).get_trials()
+    assert len(trials) == 8 and all(t.intermediate_values for t in trials)  # every job reported through trial.current()
+    assert {t.state for t in trials} == {TrialState.COMPLETE, TrialState.PRUNED}
+
+
+def test_n_jobs_workers_do_not_rerun_the_command_line(tmp_path: Path) -> None:
+    # Started through runpy from `python -c`: re-running this process's command line would not sweep.
+    storage = f"sqlite:///{tmp_path}/workers.db"
+    argv = ["apps/pruned.py", "--multirun", f"hydra.sweep.dir={tmp_path}", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=w",
+            "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner.n_startup_trials=100", "step_s=0.3"]
+    code = f"import runpy, sys; sys.argv = {argv!r}; runpy.run_path('apps/pruned.py', run_name='__main__')"
+    done = run("-c", code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = optuna.load_study(study_name="w", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    ran = [int(n) for n in re.findall(r"this worker ran (\d+) trials", done.stdout + done.stderr)]
+    assert len(ran) == 2 and sum(ran) == 8 and min(ran) > 0, ran
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == sorted(str(n) for n in range(8))  # one sweep dir
+    assert not (tmp_path / ".workers.pkl").exists()  # the pickled config, storage URL included, is removed
+
+
+def test_a_sampler_error_fails_its_trial_with_the_reason(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path}/broken.db"
+    done = run(
+        "apps/pruned.py", "--multirun", f"hydra.sweep.dir={tmp_path}", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=b",
+        "hydra/sweeper/sampler=random", "hydra.sweeper.sampler._target_=failing_sampler.FailingSampler",
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].endswith("the sampler failed: ImportError: the sampler's package is missing") or \
+        "sampling failed: ImportError: the sampler's package is missing" in done.stderr.strip().splitlines()[-1]
+    with sqlite3.connect(tmp_path / "broken.db") as db:
+        assert db.execute("SELECT state FROM trials").fetchall() == [("FAIL",)]  # not left RUNNING
