@@ -66,3 +66,12 @@ def gather(values: torch.Tensor) -> torch.Tensor:
     parts: list[torch.Tensor] = [torch.empty(0)] * dist.get_world_size()
     dist.all_gather_object(parts, values.cpu())
     return torch.cat(parts).to(values.device)
+
+
+def agree(decision: bool) -> bool:
+    """Rank 0's decision, in every process (a pruned trial stops all of them at the same epoch)."""
+    if not dist.is_initialized():
+        return decision
+    flag = [decision]
+    dist.broadcast_object_list(flag, src=0)
+    return bool(flag[0])

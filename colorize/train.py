@@ -25,9 +25,10 @@ def train(cfg: DictConfig) -> float:
     from colorize.device import pick_device
     from colorize.loop import fit
 
-    trial = open_trial()  # first: a sweep's storage problem surfaces before any data is loaded
     trainer: TrainerConfig = OmegaConf.to_object(cfg.trainer)
     ranks = distributed.setup(trainer.batch_size)  # several processes when started by torchrun
+    # Before any data is loaded, so a sweep's storage problem surfaces at once; rank 0 alone reports.
+    trial = open_trial() if ranks.main else None
     device = pick_device(distributed.device_for(ranks, trainer.device))
     torch.manual_seed(trainer.seed)
     source = data.Source.from_config(cfg.data, cfg.paths.cache_dir)
@@ -52,8 +53,8 @@ def train(cfg: DictConfig) -> float:
                 saved.save(run.model, run.optimizer, run.shuffle, progress, improved)
             records.log_epoch(tracker, epoch, run.model, run.data.val, epochs, cfg.tracking.grid_every, cfg.tracking.grid_images)
             objective = epoch.val[cfg.objective.metric.removeprefix("val_")]
-            if trial is not None and trial.should_stop(objective, epoch.epoch, trainer.epochs):
-                break
+            if distributed.agree(trial is not None and trial.should_stop(objective, epoch.epoch, trainer.epochs)):
+                break  # pruned: rank 0 decides, every process stops
         records.log_end(tracker, run.model, run.data.val, progress.history, OmegaConf.to_yaml(config), saved.written(), cfg.tracking.register)
     return objective
 
