@@ -130,44 +130,45 @@ def seconds_to_first_step(args: list[str]) -> float:
     return elapsed
 
 
-# Runs colorize.train in this child and reports its own peak RSS and its children's (DataLoader workers).
+# Runs colorize.train in this child and reports its peak RSS. (Not its children's: a child forked to
+# exec git, or a DataLoader worker, starts with the parent's pages counted, which it shares.)
 RSS_PROBE = (
     "import resource, runpy, sys\n"
     "sys.argv = ['colorize.train', *sys.argv[1:]]\n"
     "try:\n    runpy.run_module('colorize.train', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-    "print('rss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    "print('rss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 )
 
 
-def one_epoch(args: list[str]) -> tuple[float, float, float]:
-    """images/s of a 1-epoch `python -m colorize.train` run, its peak RSS and its workers' (GiB)."""
+def one_epoch(args: list[str]) -> tuple[float, float]:
+    """images/s of a 1-epoch `python -m colorize.train` run, and its peak RSS (GiB)."""
     out = subprocess.run([sys.executable, "-c", RSS_PROBE, *args], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"training run failed: {' '.join(args)}\n{out.stderr[-2000:]}")
     speed = float(next(line for line in out.stdout.splitlines() if "epoch 1/1" in line).split()[-2])
-    _, main_kib, workers_kib = next(line for line in out.stdout.splitlines() if line.startswith("rss ")).split()
-    return speed, int(main_kib) / 2**20, int(workers_kib) / 2**20
+    kib = next(line for line in out.stdout.splitlines() if line.startswith("rss ")).split()[1]
+    return speed, int(kib) / 2**20
 
 
 def streaming_table(folder: Path, root: str, limit: int) -> None:
     print(f"\nin memory against streaming, one epoch of model=convae (width 16) on {limit} images of {folder}, tracking on")
-    print(f"{'size':>5} {'path':<10} {'img/s':>7} {'peak RSS GiB':>13} {'worker peak RSS GiB':>20}")
+    print(f"{'size':>5} {'path':<10} {'img/s':>7} {'peak RSS GiB':>13}")
     for size in (32, 128):
         for path, in_memory in (("in memory", "true"), ("streaming", "false")):
             args = [f"paths.root_dir={root}", "data=folder", f"data.root={folder}", f"data.limit={limit}", f"data.image_size={size}", f"data.in_memory={in_memory}",
                     "model=convae", "model.width=16", "trainer.epochs=1", "trainer.progress=false", "tracking.grid_images=0"]
-            speed, main_gib, workers_gib = one_epoch(args)
-            print(f"{size:>5} {path:<10} {speed:>7.0f} {main_gib:>13.2f} {workers_gib:>20.2f}")
+            speed, peak_gib = one_epoch(args)
+            print(f"{size:>5} {path:<10} {speed:>7.0f} {peak_gib:>13.2f}")
 
 
 def rss_table(folders: list[Path], root: str) -> None:
     print("\npeak RSS of a 1-epoch streaming run (seed ConvNet, 32 px), by the size of the folder")
-    print(f"{'images':>8} {'peak RSS GiB':>13} {'worker peak RSS GiB':>20}  folder")
+    print(f"{'images':>8} {'peak RSS GiB':>13}  folder")
     for folder in folders:
         args = [f"paths.root_dir={root}", "data=folder", f"data.root={folder}", "data.in_memory=false", "trainer.epochs=1",
                 "trainer.progress=false", "tracking.grid_images=0"]
-        _, main_gib, workers_gib = one_epoch(args)
-        print(f"{len(data.list_images(folder)):>8} {main_gib:>13.2f} {workers_gib:>20.2f}  {folder}")
+        _, peak_gib = one_epoch(args)
+        print(f"{len(data.list_images(folder)):>8} {peak_gib:>13.2f}  {folder}")
 
 
 def seconds_of(args: list[str]) -> float:

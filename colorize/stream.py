@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from colorize.color import as_float, rgb_to_gray, rgb_to_lab
 from colorize.data import Images, Source, Split, list_images, load_size, read_rgb, resize_center_crop, split_indices
@@ -65,6 +65,19 @@ def collate(items: list[tuple[np.ndarray, np.ndarray] | str]) -> tuple[torch.Ten
     return rgb, gray, bad
 
 
+class Order(Sampler[int]):
+    """The indices of the coming pass, set before it starts (the main process iterates the sampler)."""
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 class Stream:
     """A folder's images decoded batch by batch; `order` gives the batches exactly as it does for
     Images, so the same seeded permutation gives the same batches on either path."""
@@ -72,22 +85,30 @@ class Stream:
     def __init__(self, files: list[str], dataset: Files, skip_bad: bool, device: torch.device, with_lab: bool, workers: Optional[int]) -> None:
         self.files, self.dataset, self.skip_bad = files, dataset, skip_bad
         self.device, self.with_lab = device, with_lab
+        self.loaders: dict[int, tuple[Order, DataLoader]] = {}
         self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
 
     def __len__(self) -> int:
         return len(self.files)
 
     def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator[Images]:
-        sampler = range(len(self)) if order is None else order.cpu().tolist()
-        loader = DataLoader(
-            self.dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=self.workers,
-            collate_fn=collate,
-            pin_memory=self.device.type == "cuda",
-            prefetch_factor=PREFETCH_BATCHES if self.workers else None,
-        )
+        if batch_size not in self.loaders:
+            # One DataLoader per batch size, its worker processes kept between passes (starting them
+            # costs seconds); each pass sets the order its sampler hands out.
+            sampler = Order()
+            loader = DataLoader(
+                self.dataset,
+                batch_size=batch_size,
+                sampler=sampler,
+                num_workers=self.workers,
+                collate_fn=collate,
+                pin_memory=self.device.type == "cuda",
+                prefetch_factor=PREFETCH_BATCHES if self.workers else None,
+                persistent_workers=self.workers > 0,
+            )
+            self.loaders[batch_size] = (sampler, loader)
+        sampler, loader = self.loaders[batch_size]
+        sampler.indices = list(range(len(self))) if order is None else order.cpu().tolist()
         for rgb, gray, bad in loader:
             for path in bad:
                 if not self.skip_bad:
