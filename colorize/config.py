@@ -160,7 +160,7 @@ class EvaluateConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ and models:/ URIs are looked up
     checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
     data: Optional[DataConfig] = None  # None: the data the checkpoint was trained on
-    batch_size: int = 1000
+    batch_size: Optional[int] = None  # images per no-grad batch; null: 1,000 at 32 px, fewer for bigger images
     device: str = "auto"
     output: Optional[str] = None  # the JSON file; None: metrics.json in the Hydra output folder
 

@@ -1,6 +1,6 @@
 """The one evaluation used by training, the evaluate command and sweeps: every metric on RGB in [0, 1]."""
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,9 @@ from colorize.distributed import Ranks, gather, total
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+# Pixels per evaluation batch: 1,000 CIFAR-sized images, about 12 MB of float RGB. Bigger images
+# come in fewer at a time, so a model's no-grad activations stay the same size at 32 or 256 px.
+EVAL_BATCH_PIXELS = 1000 * 32 * 32
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004: Gaussian window, 11 x 11 pixels, sigma 1.5
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K * data range)^2, data range 1
 
@@ -76,15 +79,20 @@ class Scores:
         return dict(zip(("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio"), figures))
 
 
+def eval_batch_size(images: Batches) -> int:
+    height, width = images.head(1).rgb.shape[-2:]
+    return max(1, EVAL_BATCH_PIXELS // (height * width))
+
+
 @torch.no_grad()
-def predict(model: Colorizer, images: Images, batch_size: int = 1000) -> torch.Tensor:
+def predict(model: Colorizer, images: Images, batch_size: Optional[int] = None) -> torch.Tensor:
     """RGB predictions (N, 3, H, W) in [0, 1]."""
     model.eval()
-    return torch.cat([model(model.inputs(batch)) for batch in images.batches(batch_size)])
+    return torch.cat([model(model.inputs(batch)) for batch in images.batches(batch_size or eval_batch_size(images))])
 
 
 @torch.no_grad()
-def evaluate(model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: int = 1000, ranks: Ranks = Ranks()) -> dict[str, float]:
+def evaluate(model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: Optional[int] = None, ranks: Ranks = Ranks()) -> dict[str, float]:
     """Loss (in the model's target space) and image metrics (on RGB) over a whole split, in large
     no-grad batches; one host sync at the end. Several processes each score their share, and the
     figures are those of all the images."""
@@ -92,7 +100,7 @@ def evaluate(model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: int
     device = next(model.parameters()).device
     loss_sum, count = torch.zeros((), device=device), 0
     scores = Scores()
-    for batch in images.batches(batch_size, ranks.shard(torch.arange(len(images)))):
+    for batch in images.batches(batch_size or eval_batch_size(images), ranks.shard(torch.arange(len(images)))):
         luminance = model.inputs(batch)
         prediction = model.predict(luminance)
         loss_sum += loss_fn(prediction, model.targets(batch)) * len(batch)
@@ -104,11 +112,11 @@ def evaluate(model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: int
 
 
 @torch.no_grad()
-def baselines(images: Batches, batch_size: int = 1000) -> dict[str, float]:
+def baselines(images: Batches, batch_size: Optional[int] = None) -> dict[str, float]:
     """What doing nothing scores on the same split: `gray_copy_*` (gray into R, G and B) and
     `lab_zero_ab_*` (the true L with a = b = 0)."""
     gray_copy, lab_zero_ab = Scores(), Scores()
-    for batch in images.batches(batch_size):
+    for batch in images.batches(batch_size or eval_batch_size(images)):
         truth = as_float(batch.rgb)
         gray_copy.add(as_float(batch.gray).expand(-1, 3, -1, -1), truth)
         neutral = batch.lab.clone() if batch.lab is not None else rgb_to_lab(truth)

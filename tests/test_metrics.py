@@ -6,7 +6,7 @@ import skimage.color
 import torch
 from skimage.metrics import structural_similarity
 
-from colorize.data import from_rgb
+from colorize.data import Images, from_rgb
 from colorize.metrics import Scores, baselines, colorfulness, ssim
 
 
@@ -71,3 +71,11 @@ def test_a_gray_image_is_its_own_gray_copy() -> None:
     result = baselines(from_rgb(rgb))
     assert result["gray_copy_psnr"] == 100  # the 1e-10 MSE floor
     assert result["gray_copy_ssim"] == pytest.approx(1, abs=1e-6)
+
+
+def test_evaluation_batches_hold_as_many_pixels_at_any_image_size() -> None:
+    from colorize.metrics import eval_batch_size
+
+    small = Images(torch.zeros(3, 1, 32, 32, dtype=torch.uint8), torch.zeros(3, 3, 32, 32, dtype=torch.uint8), None)
+    big = Images(torch.zeros(3, 1, 256, 256, dtype=torch.uint8), torch.zeros(3, 3, 256, 256, dtype=torch.uint8), None)
+    assert (eval_batch_size(small), eval_batch_size(big)) == (1000, 15)  # 1,000 x 32^2 pixels
