@@ -59,6 +59,12 @@ def total(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def mean(value_sum: torch.Tensor, count: int) -> float:
+    """value_sum / count over every process (of this one alone in a single process), read back once."""
+    summed, counted = total(torch.stack([value_sum, torch.tensor(float(count), device=value_sum.device)]))
+    return (summed / counted).item()
+
+
 def gather(values: torch.Tensor) -> torch.Tensor:
     """Every process's per-image values, one after the other (shards may differ in length by one)."""
     if not dist.is_initialized():

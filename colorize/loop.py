@@ -12,7 +12,7 @@ from tqdm import tqdm
 from colorize.wrapper import Colorizer
 from colorize.errors import DivergedError
 from colorize.data import Batches, Split
-from colorize.distributed import Ranks, total
+from colorize.distributed import Ranks, mean
 from colorize.metrics import LossFn, evaluate
 
 PROGRESS_EVERY = 20  # steps between progress-bar loss updates, each a host sync
@@ -79,9 +79,7 @@ def train_epoch(
         count += len(batch)
         if settings.progress and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")  # sync point, gated
-    if ranks.world > 1:
-        loss_sum, count = total(torch.stack([loss_sum, torch.tensor(float(count), device=device)]))
-    return (loss_sum / count).item()
+    return mean(loss_sum, count)
 
 
 def fit(

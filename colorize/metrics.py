@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from colorize.color import as_float, lab_to_rgb, rgb_to_lab
 from colorize.wrapper import Colorizer
 from colorize.data import Batches, Images
-from colorize.distributed import Ranks, gather, total
+from colorize.distributed import Ranks, gather, mean
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -106,9 +106,7 @@ def evaluate(model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: Opt
         loss_sum += loss_fn(prediction, model.targets(batch)) * len(batch)
         count += len(batch)
         scores.add(model.to_rgb(luminance, prediction), as_float(batch.rgb))
-    if ranks.world > 1:
-        loss_sum, count = total(torch.stack([loss_sum, torch.tensor(float(count), device=device)]))
-    return {"loss": (loss_sum / count).item(), **scores.result(ranks)}
+    return {"loss": mean(loss_sum, count), **scores.result(ranks)}
 
 
 @torch.no_grad()

@@ -82,14 +82,18 @@ class Stream:
     """A folder's images decoded batch by batch; `order` gives the batches exactly as it does for
     Images, so the same seeded permutation gives the same batches on either path."""
 
-    def __init__(self, files: list[str], dataset: Files, skip_bad: bool, device: torch.device, with_lab: bool, workers: Optional[int]) -> None:
-        self.files, self.dataset, self.skip_bad = files, dataset, skip_bad
+    def __init__(self, dataset: Files, skip_bad: bool, device: torch.device, with_lab: bool, workers: Optional[int]) -> None:
+        self.dataset, self.skip_bad = dataset, skip_bad
         self.device, self.with_lab = device, with_lab
         self.loaders: dict[int, tuple[Order, DataLoader]] = {}
         self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
 
+    @property
+    def files(self) -> list[str]:
+        return self.dataset.files
+
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.dataset)
 
     def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator[Images]:
         if batch_size not in self.loaders:
@@ -170,6 +174,6 @@ def load_split(spec: Source, device: torch.device, with_lab: bool) -> Split:
 
     def part(indices: torch.Tensor, augment: bool) -> Stream:
         chosen = [files[i] for i in indices.tolist()]
-        return Stream(chosen, Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers)
+        return Stream(Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers)
 
     return Split(train=part(train, spec.augment), val=part(val, False))

@@ -84,16 +84,8 @@ class NSGAIISamplerConfig:
 
 
 @dataclass
-class NSGAIIISamplerConfig:
+class NSGAIIISamplerConfig(NSGAIISamplerConfig):  # NSGA-II's keys, and its reference points
     _target_: str = "optuna.samplers.NSGAIIISampler"
-    seed: Optional[int] = None
-    population_size: int = 50
-    mutation: Optional[Any] = None
-    mutation_prob: Optional[float] = None
-    crossover: Optional[Any] = None
-    crossover_prob: float = 0.9
-    swapping_prob: float = 0.5
-    constraints_func: Optional[Any] = None
     reference_points: Optional[Any] = None
     dividing_parameter: int = 3
 
