@@ -309,6 +309,19 @@ def end_lost_run(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
 
 
+def find_parent(uri: str, experiment: str, study: str) -> Optional[str]:
+    """The id of a sweep's parent run (tagged with its study, no parent of its own), if one exists."""
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = mlflow.search_runs(
+        [found.experiment_id], filter_string=f"tags.`optuna.study` = '{study}'", output_format="list", order_by=["attributes.start_time ASC"]
+    )
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    return parents[0].info.run_id if parents else None
+
+
 class ParentRun:
     """A sweep's parent run, driven through the client: it stays open while trials, in this process
     or others, start their own runs under it."""

@@ -35,6 +35,7 @@ CHAMPION = "champion"  # the alias that hydra.sweeper.register points at the bes
 PASSWORD = re.compile(r"(//[^:/@]*:)[^@]+@")  # the user may be empty: postgresql://:pw@host/db
 PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store the parent run's id
 CLOSED = "colorize.parent_closed"  # study system attribute prefix of the close claim
+ADOPTED = "colorize.parent_adopted"  # study system attribute: who makes the parent when its creator died
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -106,7 +107,7 @@ class OptunaSweeperImpl(Sweeper):
             None if extend is None else (lambda asked: extend(self.config, asked)),
         )
         finished = worker.counts()[0]
-        parent, reopened_from = self._parent_run(study, created, searched, fixed, will_run=finished < self.n_trials)
+        parent, reopened_from = self._parent_run(study, storage, created, searched, fixed, will_run=finished < self.n_trials)
         where = "memory" if self.storage_url is None else masked(self.storage_url)
         log.info("study %s in %s: %d of %d trials run; sweep dir %s", name, where, finished, self.n_trials, sweep_dir)
         processes = []
@@ -218,7 +219,7 @@ class OptunaSweeperImpl(Sweeper):
         return study, created
 
     def _parent_run(
-        self, study: optuna.Study, created: bool, searched: dict, fixed: dict, will_run: bool
+        self, study: optuna.Study, storage: optuna.storages.BaseStorage, created: bool, searched: dict, fixed: dict, will_run: bool
     ) -> tuple[Optional[Any], Optional[str]]:
         """The sweep's parent run (hydra.sweeper.mlflow), and the status it had when this worker
         reopened it (None: not reopened)."""
@@ -233,6 +234,18 @@ class OptunaSweeperImpl(Sweeper):
             while sweeping.PARENT_RUN not in study.user_attrs and time.monotonic() < deadline:
                 time.sleep(0.5)
             run_id = study.user_attrs.get(sweeping.PARENT_RUN)
+            if run_id is None and not workers.claim(storage, study._study_id, ADOPTED):
+                # The creating worker died before storing the id, and another waiting worker makes or
+                # adopts the parent: wait for that one's id rather than start a second parent.
+                deadline = time.monotonic() + PARENT_WAIT_S
+                while sweeping.PARENT_RUN not in study.user_attrs and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                run_id = study.user_attrs.get(sweeping.PARENT_RUN)
+            if run_id is None:
+                # This worker won the claim: the dead creator's run, if it got that far, is the parent.
+                run_id = tracking.find_parent(uri, self.mlflow.experiment, name)
+                if run_id is not None:
+                    study.set_user_attr(sweeping.PARENT_RUN, run_id)
             if run_id is not None:
                 parent = tracking.ParentRun(uri, run_id)
                 if not will_run:
