@@ -19,6 +19,9 @@ _XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ.double()).float()
 _WHITE = torch.tensor([0.950456, 1.0, 1.088754])  # D65 white point, XYZ with Y = 1
 # OpenCV's RGB -> gray weights (ITU-R BT.601 luma), shaped to weigh (N, 3, H, W) channels.
 GRAY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+# BT.601 chroma, centred on 0 (OpenCV's COLOR_RGB2YCrCb without its 0.5 offset): Cb = (B - Y) * CB,
+# Cr = (R - Y) * CR, Y the gray above; both span [-0.5, 0.5] for RGB in [0, 1].
+CB, CR = 0.564, 0.713
 _EPSILON = 216 / 24389  # CIE: below this, f(t) is linear (t = (6/29)^3)
 _KAPPA = 24389 / 27
 
@@ -38,6 +41,21 @@ def as_float(pixels: torch.Tensor) -> torch.Tensor:
 def _mix(matrix: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """Apply a 3x3 colour matrix to (N, 3, H, W)."""
     return torch.einsum("ij,njhw->nihw", matrix.to(pixels), pixels)
+
+
+def rgb_to_cbcr(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 2, H, W) Cb, Cr: the colour without the gray."""
+    gray = (GRAY_WEIGHTS.to(rgb) * rgb).sum(1, keepdim=True)
+    return torch.cat([(rgb[:, 2:] - gray) * CB, (rgb[:, :1] - gray) * CR], 1)
+
+
+def cbcr_to_rgb(gray: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) gray and (N, 2, H, W) Cb, Cr -> RGB in [0, 1], clipped where out of gamut; zero
+    chroma gives the gray in R, G and B."""
+    w_r, w_g, w_b = GRAY_WEIGHTS.flatten().tolist()
+    blue_minus_gray, red_minus_gray = cbcr[:, :1] / CB, cbcr[:, 1:] / CR
+    green_minus_gray = -(w_r * red_minus_gray + w_b * blue_minus_gray) / w_g  # the one G that keeps Y = gray
+    return (gray + torch.cat([red_minus_gray, green_minus_gray, blue_minus_gray], 1)).clamp(0, 1)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

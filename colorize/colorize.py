@@ -6,6 +6,7 @@ at the scale it was trained at (or at the photo's own, `resolution=native`) and 
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
@@ -14,6 +15,11 @@ from omegaconf import DictConfig
 from colorize import cli
 from colorize.config import Resolution, register, require
 from colorize.errors import ColorizeError, one_line
+
+if TYPE_CHECKING:
+    import torch
+
+    from colorize.wrapper import Colorizer
 
 log = logging.getLogger(__name__)
 register()
@@ -63,7 +69,6 @@ def colorize(cfg: DictConfig) -> int:
         input="<image file or folder>",
         output="<folder for the PNGs>",
     )
-    import torch
     from tqdm import tqdm
 
     from colorize import checkpoint, data
@@ -86,11 +91,7 @@ def colorize(cfg: DictConfig) -> int:
         if rgb is None:
             failed.append(f"{file} (cannot be read)")
             continue
-        full = data.from_rgb(rgb[None], device)
-        view, (h, w) = (rgb, rgb.shape[:2]) if cfg.resolution == Resolution.native else net_view(rgb, size, model.fixed_size is not None)
-        with torch.no_grad():
-            prediction = model.predict(model.inputs(data.from_rgb(view[None], device)))[..., :h, :w]  # without the padding
-            colour = model.to_rgb(model.inputs(full), prediction, keep_luminance=True)
+        colour = colourise(model, rgb, size, cfg.resolution, device)
         try:
             write_png((colour[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy(), targets[file])
         except OSError as error:
@@ -101,6 +102,19 @@ def colorize(cfg: DictConfig) -> int:
     if failed:
         raise ColorizeError(f"{len(failed)} of {len(files)} inputs were not written (first: {failed[0]})")
     return len(files)
+
+
+def colourise(model: "Colorizer", rgb: np.ndarray, size: int, resolution: Resolution, device: "torch.device") -> "torch.Tensor":
+    """(1, 3, H, W) RGB in [0, 1] of an (H, W, 3) uint8 photo: its own luminance at full size, the
+    net's colour (from the photo at `size`, or at its own size with resolution=native) upsampled."""
+    import torch
+
+    from colorize import data
+
+    view, (h, w) = (rgb, rgb.shape[:2]) if resolution == Resolution.native else net_view(rgb, size, model.fixed_size is not None)
+    with torch.no_grad():
+        prediction = model.predict(model.inputs(data.from_rgb(view[None], device)))[..., :h, :w]  # without the padding
+        return model.to_rgb(model.inputs(data.from_rgb(rgb[None], device)), prediction, keep_luminance=True)
 
 
 def net_view(rgb: np.ndarray, size: int, fixed: bool) -> tuple[np.ndarray, tuple[int, int]]:

@@ -26,6 +26,16 @@ class OnBadImage(str, Enum):
 class Target(str, Enum):
     rgb = "rgb"  # the net predicts RGB from OpenCV's gray (the seed)
     lab = "lab"  # the net predicts ab from L; the output keeps the true L
+    # The net predicts Cb and Cr (BT.601, whose luma Y is OpenCV's gray); Y is the input gray itself,
+    # so the output keeps every pixel of it, and an untrained net (its last layer starts at zero)
+    # returns exactly the gray copy: training can only add colour to it.
+    ycbcr = "ycbcr"
+
+
+class Augment(str, Enum):
+    none = "none"
+    flip = "flip"  # left-right flips of the training images, at random per image
+    crop = "crop"  # flips, and random crops of images held at image_size * 9/8
 
 
 class Resolution(str, Enum):
@@ -49,9 +59,10 @@ class DataConfig:
     limit: Optional[int] = None  # cap on the number of images, for quick runs
     seed: int = 0  # the split's seed, kept apart from trainer.seed so the val set stays fixed
     on_bad_image: OnBadImage = OnBadImage.error
-    # Random crops and left-right flips of the training images: each is held at image_size * 9/8
-    # and cut to image_size at a random place per batch; val images are cut in the middle.
-    augment: bool = False
+    # Training images flipped left-right at random (flip), and also cut at a random place from
+    # images held at image_size * 9/8 (crop; val images are then cut in the middle). Every batch
+    # gets new draws.
+    augment: Augment = Augment.none
     in_memory: str = "auto"  # true, false (stream a folder's files), or auto: stream when the decoded set would not fit
     workers: Optional[int] = None  # decoding processes when streaming; null: min(4, CPU cores)
 
@@ -61,6 +72,11 @@ class ModelConfig:
     _target_: str = "colorize.models.convnet.ConvNet"
     width: int = 1  # channel multiplier; 1 is the seed
     target: Target = Target.rgb  # the colour space the net predicts in (not passed to the net)
+    # ycbcr only: score each pixel's chroma over bins x bins classes (loss=bins) instead of regressing
+    # it, and read out the mean of the scores sharpened by `temperature` (1: the plain mean; lower:
+    # more vivid). Neither is passed to the net.
+    bins: int = 0
+    temperature: float = 0.38  # Zhang et al. 2016's choice
 
 
 @dataclass
@@ -78,6 +94,10 @@ class ConvAEConfig(ModelConfig):
 @dataclass
 class UNetConfig(ConvAEConfig):
     _target_: str = "colorize.models.unet.UNet"
+    # Decoder levels left out at the top: the output is made at 1 / 2^out_level of the image's
+    # size and upsampled bilinearly. Colour varies slowly (JPEG stores it at half resolution), so
+    # chroma targets lose little, and the costliest full-resolution layers go.
+    out_level: int = 0
 
 
 @dataclass
@@ -89,6 +109,12 @@ class LossConfig:
 class SmoothL1Config(LossConfig):
     _target_: str = "torch.nn.SmoothL1Loss"
     beta: float = 0.05  # quadratic below this error, linear above; 1.0 would be MSE/2 here (targets in [0, 1] or [-1, 1])
+
+
+@dataclass
+class BinsLossConfig(LossConfig):
+    _target_: str = "colorize.bins.RebalancedCrossEntropy"
+    mix: float = 0.5  # rare colours weigh up to 1 / mix times more; 1: plain cross entropy
 
 
 @dataclass
@@ -133,7 +159,15 @@ class TrackingConfig:
 
 # What a run reports as its result: `train` returns it, and a sweep optimises it. Every val_* metric
 # a run logs can be chosen (val_loss is in the model's loss space; the rest are on RGB).
-OBJECTIVE_METRICS = ("val_loss", "val_psnr", "val_psnr_per_image", "val_ssim", "val_colorfulness", "val_colorfulness_ratio")
+OBJECTIVE_METRICS = (
+    "val_loss",
+    "val_psnr",
+    "val_psnr_per_image",
+    "val_ssim",
+    "val_colorfulness",
+    "val_colorfulness_ratio",
+    "val_colorfulness_gap",
+)
 
 
 @dataclass
@@ -160,6 +194,10 @@ class EvaluateConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ and models:/ URIs are looked up
     checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
     data: Optional[DataConfig] = None  # None: the data the checkpoint was trained on
+    # A folder of photos (or one photo) instead of `data`: each photo's gray is coloured as the photo
+    # command colours it (at `resolution`) and scored against the photo at its own size.
+    input: Optional[str] = None
+    resolution: Resolution = Resolution.trained
     batch_size: Optional[int] = None  # images per no-grad batch; null: 1,000 at 32 px, fewer for bigger images
     device: str = "auto"
     output: Optional[str] = None  # the JSON file; None: metrics.json in the Hydra output folder
@@ -208,6 +246,7 @@ def register() -> None:
     cs.store(group="schema/model", name="unet", node=UNetConfig)
     cs.store(group="schema/loss", name="loss", node=LossConfig)
     cs.store(group="schema/loss", name="smooth_l1", node=SmoothL1Config)
+    cs.store(group="schema/loss", name="bins", node=BinsLossConfig)
     cs.store(group="schema/optimizer", name="optimizer", node=OptimizerConfig)
     cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
 
@@ -217,7 +256,11 @@ _RULES: list[tuple[str, Any, str]] = [
     ("optimizer.weight_decay", lambda v: math.isfinite(v) and v >= 0, "must be finite and >= 0"),
     ("model.width", lambda v: v >= 1, "must be >= 1"),
     ("model.depth", lambda v: v >= 1, "must be >= 1"),
+    ("model.out_level", lambda v: v >= 0, "must be >= 0"),
     ("loss.beta", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
+    ("loss.mix", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    ("model.bins", lambda v: v == 0 or v >= 2, "must be 0 (regress the colour) or >= 2"),
+    ("model.temperature", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
     ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
     ("trainer.epochs", lambda v: v >= 1, "must be >= 1"),
     ("data.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)"),
@@ -245,6 +288,14 @@ def check(cfg: DictConfig) -> None:
     if depth is not None and size is not None and size // 2**depth < 1:
         deepest = size.bit_length() - 1
         raise ColorizeError(f"model.depth={depth} halves data.image_size={size} below 1 pixel at the bottleneck: at most {deepest} at this size")
+    out_level = OmegaConf.select(cfg, "model.out_level")
+    if out_level is not None and depth is not None and out_level > depth:
+        raise ColorizeError(f"model.out_level={out_level} must be at most model.depth={depth}: the decoder has {depth} levels")
+    classes, loss = OmegaConf.select(cfg, "model.bins"), OmegaConf.select(cfg, "loss._target_")
+    if classes and OmegaConf.select(cfg, "model.target") != Target.ycbcr:
+        raise ColorizeError(f"model.bins={classes} needs model.target=ycbcr: the bins are of Cb and Cr")
+    if loss is not None and (classes > 0 if classes is not None else False) != loss.endswith("RebalancedCrossEntropy"):
+        raise ColorizeError("model.bins > 0 and loss=bins go together: the bins loss scores the bins, the other losses a regressed colour")
     if cfg.data is not None and cfg.data.source == DataSource.folder:
         root = cfg.data.root
         if not root:

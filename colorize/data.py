@@ -59,8 +59,8 @@ class Images:
 
 
 class Cropped:
-    """Training images held at a larger size, each batch cut to `size` at a random place and flipped
-    left-right at random, per image, on the device (data.augment)."""
+    """Training images, each batch flipped left-right at random per image on the device, and cut to
+    `size` at a random place where they are held larger (data.augment)."""
 
     def __init__(self, images: Images, size: int, generator: torch.Generator) -> None:
         self.images, self.size, self.generator = images, size, generator
@@ -273,7 +273,7 @@ class Source:
     limit: Optional[int]
     skip_bad: bool
     cache_dir: Path
-    augment: bool = False
+    augment: str = "none"  # none, flip or crop (colorize.config.Augment)
     in_memory: str = "auto"
     workers: Optional[int] = None
 
@@ -289,7 +289,7 @@ class Source:
             limit=data.limit,
             skip_bad=data.on_bad_image.value == "skip",
             cache_dir=Path(cache_dir),
-            augment=data.augment,
+            augment=data.augment.value,
             in_memory=str(data.in_memory).lower(),
             workers=data.workers,
         )
@@ -305,7 +305,7 @@ def load_rgb(spec: Source) -> np.ndarray:
 
 def load_size(spec: Source) -> int:
     """The size images are decoded at: larger than image_size when training cuts random crops."""
-    return spec.image_size + spec.image_size // 8 if spec.augment else spec.image_size
+    return spec.image_size + spec.image_size // 8 if spec.augment == "crop" else spec.image_size
 
 
 def load_split(spec: Source, device: torch.device, with_lab: bool = True, generator: Optional[torch.Generator] = None) -> Split:
@@ -318,7 +318,7 @@ def load_split(spec: Source, device: torch.device, with_lab: bool = True, genera
     # the converted set is ever held.
     train, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)
     train_images, val_images = from_rgb(rgb[train.numpy()], device, with_lab), from_rgb(rgb[val.numpy()], device, with_lab)
-    if size == spec.image_size:
+    if spec.augment == "none":
         return Split(train=train_images, val=val_images)
     margin = (size - spec.image_size) // 2
     generator = generator or torch.Generator(device=device).manual_seed(spec.seed)

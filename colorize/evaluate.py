@@ -3,27 +3,63 @@
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from colorize import cli
-from colorize.config import DataConfig, check, register, require
+from colorize.config import DataConfig, Resolution, check, register, require
 from colorize.errors import ColorizeError
+
+if TYPE_CHECKING:
+    import torch
+
+    from colorize.wrapper import Colorizer
 
 log = logging.getLogger(__name__)
 register()
 
-COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio")
+COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close")
 BASELINES = ("gray_copy", "lab_zero_ab")
 
 
 def table(rows: dict[str, dict[str, float]]) -> str:
-    header = f"{'':<12}" + "".join(f"{c:>20}" for c in COLUMNS)
-    lines = [f"{name:<12}" + "".join(f"{row[c]:>20.4f}" for c in COLUMNS) for name, row in rows.items()]
+    header = f"{'':<12}" + "".join(f"{c:>19}" for c in COLUMNS)
+    lines = [f"{name:<12}" + "".join(f"{row[c]:>19.4f}" for c in COLUMNS) for name, row in rows.items()]
     return "\n".join([header, *lines])
+
+
+def score_photos(model: "Colorizer", files: list[Path], size: int, resolution: Resolution, device: "torch.device") -> tuple[dict, list[dict]]:
+    """The model and the gray copy on each photo at its own size: the photo's gray, coloured as the
+    photo command colours it, against the photo. Returns the summary rows and one row per photo."""
+    import numpy as np
+    import torch
+
+    from colorize import data
+    from colorize.color import as_float, rgb_to_gray
+    from colorize.colorize import colourise
+    from colorize.metrics import Scores
+
+    model_scores, gray_scores = Scores(), Scores()
+    for file in files:
+        rgb = data.read_rgb(file)
+        if rgb is None:
+            raise ColorizeError(f"input: {file} cannot be read as an image")
+        gray = np.repeat(rgb_to_gray(rgb[None])[0][..., None], 3, axis=2)  # what a user would colourise
+        as_tensor = lambda pixels: as_float(torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device))  # noqa: E731
+        truth = as_tensor(rgb)
+        model_scores.add(colourise(model, gray, size, resolution, device), truth)
+        gray_scores.add(as_tensor(gray), truth)
+    ours, copy = model_scores.per_image(), gray_scores.per_image()
+    photos = [
+        {"file": str(file), **{k: v[i] for k, v in ours.items()}, **{f"gray_copy_{k}": copy[k][i] for k in ("psnr", "ssim")}}
+        for i, file in enumerate(files)
+    ]
+    summary = {"model": model_scores.result(), "gray_copy": gray_scores.result()}
+    summary["model"]["ahead_of_gray_copy"] = sum(p["psnr"] > p["gray_copy_psnr"] for p in photos) / len(photos)
+    return summary, photos
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -38,6 +74,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
     device = pick_device(cfg.device, key="device")
     model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri)
+    if cfg.input:
+        return evaluate_photos(cfg, model.to(device), trained, device)
     # The data the model was trained on, unless the command line names other data.
     data_cfg = cfg.data if cfg.data is not None else OmegaConf.merge(OmegaConf.structured(DataConfig), trained["data"])
     check(OmegaConf.create({"data": data_cfg}))
@@ -58,11 +96,45 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "model_parameters": wrapper.parameter_count(model),
         "metrics": result,
     }
-    output = Path(cfg.output) if cfg.output else Path(HydraConfig.get().runtime.output_dir) / "metrics.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    output = write_report(report, cfg.output)
     print(f"{cfg.checkpoint} on {split_name} ({len(images)} images):\n{table(result)}\nwritten to {output}")
     return report
+
+
+def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, device: "torch.device") -> dict[str, Any]:
+    from colorize import data
+
+    source = Path(cfg.input)
+    if not source.exists():
+        raise ColorizeError(f"input={source} does not exist")
+    files = [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
+    size = trained["data"]["image_size"]
+    if cfg.resolution == Resolution.native and model.fixed_size is not None:
+        raise ColorizeError(f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only")
+    summary, photos = score_photos(model, files, size, cfg.resolution, device)
+    report = {
+        "checkpoint": cfg.checkpoint,
+        "data": f"photos in {source}, each at its own size (resolution={cfg.resolution.value})",
+        "images": len(files),
+        "model_target": trained["model"].get("target", "rgb"),
+        "model_parameters": sum(p.numel() for p in model.parameters()),
+        "metrics": summary,
+        "photos": photos,
+    }
+    output = write_report(report, cfg.output)
+    ahead = summary["model"]["ahead_of_gray_copy"]
+    print(
+        f"{cfg.checkpoint} on {report['data']} ({len(files)} photos):\n{table(summary)}\n"
+        f"ahead of the gray copy (per-photo PSNR) on {ahead:.0%} of the photos; per photo in {output}"
+    )
+    return report
+
+
+def write_report(report: dict[str, Any], output: Optional[str]) -> Path:
+    path = Path(output) if output else Path(HydraConfig.get().runtime.output_dir) / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

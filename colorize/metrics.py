@@ -17,6 +17,9 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EVAL_BATCH_PIXELS = 1000 * 32 * 32
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004: Gaussian window, 11 x 11 pixels, sigma 1.5
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K * data range)^2, data range 1
+# An image's mean colour counts as right when its mean (a, b) is within this many CIE Lab units of
+# the truth's: about the difference between a neutral and a just plainly tinted gray.
+MEAN_AB_CLOSE = 10.0
 
 
 def psnr_db(mse: torch.Tensor) -> torch.Tensor:
@@ -55,18 +58,25 @@ class Scores:
     """Per-image figures gathered on the device over batches; `result` reads them back once."""
 
     def __init__(self) -> None:
-        self.parts: dict[str, list[torch.Tensor]] = {"mse": [], "ssim": [], "colorfulness": [], "truth_colorfulness": []}
+        self.parts: dict[str, list[torch.Tensor]] = {"mse": [], "ssim": [], "colorfulness": [], "truth_colorfulness": [], "mean_ab_error": []}
 
     def add(self, pred: torch.Tensor, truth: torch.Tensor) -> None:
         self.parts["mse"].append((pred - truth).square().mean(dim=(1, 2, 3)))
         self.parts["ssim"].append(ssim(pred, truth))
         self.parts["colorfulness"].append(colorfulness(pred))
         self.parts["truth_colorfulness"].append(colorfulness(truth))
+        mean_ab = lambda rgb: rgb_to_lab(rgb)[:, 1:].mean(dim=(2, 3))  # noqa: E731
+        self.parts["mean_ab_error"].append((mean_ab(pred) - mean_ab(truth)).norm(dim=1))
+
+    def per_image(self) -> dict[str, list[float]]:
+        """Each image's figures, in the order they were added."""
+        parts = {name: torch.cat(p) for name, p in self.parts.items()}
+        return {"psnr": psnr_db(parts.pop("mse")).tolist(), **{name: p.tolist() for name, p in parts.items()}}
 
     def result(self, ranks: Ranks = Ranks()) -> dict[str, float]:
         """With several processes (`ranks`), over every process's images: each scored its own share."""
         parts = (torch.cat(p) for p in self.parts.values())
-        mse, ssim_, colorful, truth_colorful = (gather(p) if ranks.world > 1 else p for p in parts)
+        mse, ssim_, colorful, truth_colorful, mean_ab_error = (gather(p) if ranks.world > 1 else p for p in parts)
         figures = torch.stack(
             [
                 psnr_db(mse.mean()),  # pooled: 10 log10(1 / MSE over the whole split)
@@ -74,9 +84,13 @@ class Scores:
                 ssim_.mean(),
                 colorful.mean(),
                 colorful.mean() / truth_colorful.mean().clamp_min(1e-10),  # < 1: washed out
+                # Per image, so too much colour on one image cannot make up for too little on another.
+                (colorful - truth_colorful).abs().mean(),
+                (mean_ab_error <= MEAN_AB_CLOSE).float().mean(),  # the share of images whose overall tint is right
             ]
         ).tolist()
-        return dict(zip(("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio"), figures))
+        names = ("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close")
+        return dict(zip(names, figures))
 
 
 def eval_batch_size(images: Batches) -> int:

@@ -61,9 +61,9 @@ def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Batches, ep
         grid = plots.sample_grid(as_float(shown.gray), predict(model, shown), as_float(shown.rgb), title)
         tracker.image(grid, GRIDS, step=epoch.epoch)
     log.info(
-        "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB  colorfulness_ratio %.2f  %.1f s  %.0f img/s",
-        epoch.epoch, epochs[-1], epoch.train_loss, epoch.val["loss"], epoch.val["psnr"], epoch.val["colorfulness_ratio"],
-        epoch.seconds, epoch.images_per_second,
+        "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB (per image %.2f)  colorfulness_ratio %.2f (gap %.1f)  %.1f s  %.0f img/s",
+        epoch.epoch, epochs[-1], epoch.train_loss, epoch.val["loss"], epoch.val["psnr"], epoch.val["psnr_per_image"],
+        epoch.val["colorfulness_ratio"], epoch.val["colorfulness_gap"], epoch.seconds, epoch.images_per_second,
     )
 
 

@@ -176,4 +176,4 @@ def load_split(spec: Source, device: torch.device, with_lab: bool) -> Split:
         chosen = [files[i] for i in indices.tolist()]
         return Stream(Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers)
 
-    return Split(train=part(train, spec.augment), val=part(val, False))
+    return Split(train=part(train, spec.augment != "none"), val=part(val, False))

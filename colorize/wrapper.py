@@ -8,15 +8,18 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, as_float, lab_to_rgb
+from colorize import bins
+from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, as_float, cbcr_to_rgb, lab_to_rgb, rgb_to_cbcr
 from colorize.config import Target
 from colorize.data import Images
 
 
 class Colorizer(nn.Module):
-    def __init__(self, net: nn.Module, target: Target) -> None:
+    def __init__(self, net: nn.Module, target: Target, bins: int = 0, temperature: float = 1.0) -> None:
         super().__init__()
         self.net = net
+        self.target = target
+        self.bins, self.temperature = bins, temperature  # bins > 0: the net scores chroma bins (colorize.bins)
         self.lab = target == Target.lab
         self.fixed_size: Optional[int] = getattr(net, "image_size", None)  # None: fully convolutional
 
@@ -25,26 +28,34 @@ class Colorizer(nn.Module):
         return images.lab[:, :1] / L_SCALE if self.lab else as_float(images.gray)
 
     def targets(self, images: Images) -> torch.Tensor:
-        """What the loss compares predictions with: ab / 110 (lab) or RGB in [0, 1] (rgb)."""
+        """What the loss compares predictions with: ab / 110 (lab), Cb and Cr (ycbcr) or RGB in [0, 1] (rgb)."""
+        if self.target == Target.ycbcr:
+            return rgb_to_cbcr(as_float(images.rgb))
         return images.lab[:, 1:] / AB_SCALE if self.lab else as_float(images.rgb)
 
     def predict(self, luminance: torch.Tensor) -> torch.Tensor:
-        """The net's prediction in the loss space: unbounded ab / 110, or RGB squashed into [0, 1]."""
+        """The net's prediction in the loss space: unbounded ab / 110 or Cb, Cr, or scores over chroma
+        bins; or RGB squashed into [0, 1]."""
         return self.activate(self.net(luminance))
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         """The net's raw output into the loss space (apart, so a DDP-wrapped net can produce it)."""
-        return out if self.lab else torch.sigmoid(out)
+        return torch.sigmoid(out) if self.target == Target.rgb else out
 
     def to_rgb(self, luminance: torch.Tensor, prediction: torch.Tensor, keep_luminance: bool = False) -> torch.Tensor:
         """RGB in [0, 1] at the luminance's size; a smaller prediction is upsampled bilinearly first.
-        A lab model always keeps every pixel of L and takes only ab from the net. An rgb model
+        A lab or ycbcr model always keeps every pixel of L or of the gray and takes only the colour
+        from the net. An rgb model
         returns its own RGB, or with keep_luminance (photos) only its colour: its RGB minus its own
         gray, added to the input gray, so the output's gray is the input's wherever it stays in gamut."""
-        if not self.lab and keep_luminance:
+        if self.target == Target.rgb and keep_luminance:
             prediction = prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True)
+        if self.bins:
+            prediction = bins.read_out(prediction, self.temperature)  # before upsampling: 2 channels, not bins^2
         if prediction.shape[-2:] != luminance.shape[-2:]:
             prediction = F.interpolate(prediction, size=luminance.shape[-2:], mode="bilinear", align_corners=False)
+        if self.target == Target.ycbcr:
+            return cbcr_to_rgb(luminance, prediction)
         if self.lab:
             return lab_to_rgb(torch.cat([luminance * L_SCALE, prediction * AB_SCALE], 1))
         return (luminance + prediction).clamp(0, 1) if keep_luminance else prediction
@@ -57,8 +68,15 @@ def build(model_config: Mapping[str, Any]) -> Colorizer:
     """A Colorizer from the `model` config: `_target_` picks the net, `target` the colour space."""
     params = dict(model_config)
     target = Target(params.pop("target", Target.rgb))
-    net = instantiate(params, out_channels=2 if target == Target.lab else 3)
-    return Colorizer(net, target)
+    classes, temperature = params.pop("bins", 0), params.pop("temperature", 1.0)
+    net = instantiate(params, out_channels=classes**2 if classes else 3 if target == Target.rgb else 2)
+    if target == Target.ycbcr:
+        # Zero chroma (equal scores for every bin, whose centres average to zero) is the gray copy: a last layer at zero starts training from it. Its weights
+        # still get gradients (its inputs are not zero), so the layers below start learning a step later.
+        last = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    return Colorizer(net, target, classes, temperature)
 
 
 def parameter_count(model: nn.Module) -> int:

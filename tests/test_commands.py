@@ -53,8 +53,29 @@ def test_evaluate_prints_model_and_baselines_and_writes_json(tiny_checkpoint, tm
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert report["images"] == 40 and report["model_target"] == "lab"  # 0.2 of data.limit=200
     assert set(report["metrics"]) == {"model", "gray_copy", "lab_zero_ab"}
-    assert set(report["metrics"]["model"]) == {"loss", "psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio"}
+    assert set(report["metrics"]["model"]) == {"loss", "psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close"}
     assert report["metrics"]["gray_copy"]["colorfulness_ratio"] == 0
+
+
+def test_evaluate_scores_each_photo_at_its_own_size_against_the_gray_copy(tiny_checkpoint, tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2", "model.target=ycbcr")  # untrained: the gray copy
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "wide.jpg"), cv2.cvtColor(skimage.data.astronaut()[:60, :90], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "tall.png"), cv2.cvtColor(skimage.data.coffee()[:77, :41], cv2.COLOR_RGB2BGR))
+    result = run_cli("evaluate", tmp_path, f"checkpoint={ckpt}", f"input={photos}", f"output={tmp_path}/photos.json")
+    assert result.returncode == 0, result.stderr
+    assert "each at its own size" in result.stdout and "of the photos" in result.stdout
+    report = json.loads((tmp_path / "photos.json").read_text())
+    assert report["images"] == 2 and [Path(p["file"]).name for p in report["photos"]] == ["tall.png", "wide.jpg"]
+    for photo in report["photos"]:  # an untrained ycbcr model returns the photo's gray: the gray copy's scores
+        assert photo["psnr"] == pytest.approx(photo["gray_copy_psnr"], abs=1e-3)
+    model, gray_copy = report["metrics"]["model"], report["metrics"]["gray_copy"]
+    assert model["psnr_per_image"] == pytest.approx(gray_copy["psnr_per_image"], abs=1e-3) and model["colorfulness_ratio"] == 0
+    unreadable = photos / "broken.jpg"
+    unreadable.write_bytes(b"not an image")
+    result = run_cli("evaluate", tmp_path, f"checkpoint={ckpt}", f"input={unreadable}")
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [f"colorize: error: input: {unreadable} cannot be read as an image"]
 
 
 def test_evaluate_uses_the_test_folder_beside_train(tmp_path: Path) -> None:

@@ -105,3 +105,17 @@ def test_model_depth_and_target_are_checked(compose_cfg) -> None:
     check(compose_cfg("model=unet", "model.depth=5"))  # a 1-pixel bottleneck still works
     with pytest.raises(Exception, match="model.target"):
         compose_cfg("model.target=hsv")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model=unet", "model.bins=8", "loss=bins"], "model.bins=8 needs model.target=ycbcr"),
+        (["model=unet", "model.target=ycbcr", "model.bins=8"], "model.bins > 0 and loss=bins go together"),
+        (["model=unet", "model.target=ycbcr", "loss=bins"], "model.bins > 0 and loss=bins go together"),
+        (["model=unet", "model.depth=2", "model.out_level=3"], "model.out_level=3 must be at most model.depth=2"),
+    ],
+)
+def test_chroma_settings_that_do_not_fit_together_are_one_line(compose_cfg, overrides: list[str], message: str) -> None:
+    with pytest.raises(ColorizeError, match=message):
+        check(compose_cfg(*overrides))

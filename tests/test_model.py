@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from colorize import wrapper
+from colorize.color import rgb_to_cbcr
 from colorize.models.convnet import ConvNet
 
 SIZES = [(32, 32), (37, 45), (9, 16), (64, 24)]  # all but the first need padding to a multiple of 2^depth
@@ -71,7 +72,66 @@ def test_lab_model_keeps_the_input_luminance(compose_cfg) -> None:
     from colorize.color import rgb_to_lab
 
     model = wrapper.build(compose_cfg("model=unet", "model.width=4", "model.target=lab").model).eval()
-    lightness = torch.rand(2, 1, 16, 16) * 0.8 + 0.1  # mid tones: no gamut clipping of L
-    with torch.no_grad():
-        rgb = model(lightness)
+    generator = torch.Generator().manual_seed(0)
+    lightness = torch.rand(2, 1, 16, 16, generator=generator) * 0.6 + 0.2  # mid tones
+    ab = (torch.rand(2, 2, 8, 8, generator=generator) - 0.5) * 0.2  # +-11 units, upsampled: in gamut there
+    rgb = model.to_rgb(lightness, ab)
     assert torch.allclose(rgb_to_lab(rgb)[:, :1] / 100, lightness, atol=0.02)
+
+
+def test_an_untrained_ycbcr_model_is_the_gray_copy_and_keeps_the_gray(compose_cfg) -> None:
+    from colorize.color import GRAY_WEIGHTS
+
+    model = wrapper.build(compose_cfg("model=unet", "model.width=4", "model.target=ycbcr").model).eval()
+    gray = torch.rand(2, 1, 16, 24, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(gray), gray.expand(-1, 3, -1, -1))
+    chroma = (torch.rand(2, 2, 16, 24, generator=torch.Generator().manual_seed(1)) - 0.5) * 0.1
+    rgb = model.to_rgb(gray * 0.6 + 0.2, chroma)  # mid tones and weak colour: nothing clipped
+    assert torch.allclose((GRAY_WEIGHTS * rgb).sum(1, keepdim=True), gray * 0.6 + 0.2, atol=1e-6)
+    assert torch.allclose(rgb_to_cbcr(rgb), chroma, atol=1e-6)
+
+
+def test_a_unet_with_out_level_predicts_at_a_lower_resolution(compose_cfg) -> None:
+    net = wrapper.build(compose_cfg("model=unet", "model.width=4", "model.depth=3", "model.out_level=2").model).net
+    assert len(net.upsample) == 1 and net.head.in_channels == 16  # 4 -> 8 -> 16: the head at level 2
+    assert net(torch.rand(1, 1, 20, 28)).shape == (1, 3, 20, 28)
+
+
+def test_chroma_bins_encode_exactly_and_an_untrained_bins_model_is_the_gray_copy(compose_cfg) -> None:
+    from colorize import bins
+
+    chroma = (torch.rand(2, 2, 5, 7, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.8
+    target = bins.soft_targets(chroma, 16)
+    assert torch.allclose(target.sum(1), torch.ones(2, 5, 7))  # a distribution per pixel
+    decoded = torch.einsum("nqhw,qc->nchw", target, bins.centres(16, torch.device("cpu")))
+    assert torch.allclose(decoded, chroma, atol=1e-6)  # its mean is the chroma itself
+    cfg = compose_cfg("model=unet", "model.width=4", "model.target=ycbcr", "model.bins=8", "model.out_level=1", "loss=bins")
+    model = wrapper.build(cfg.model).eval()
+    gray = torch.rand(1, 1, 12, 20)
+    with torch.no_grad():
+        assert model.predict(gray).shape == (1, 64, 12, 20)
+        assert torch.equal(model(gray), gray.expand(-1, 3, -1, -1))
+
+
+def test_the_bins_loss_weighs_rare_colours_up_and_learns(compose_cfg) -> None:
+    from colorize import bins
+
+    loss = bins.RebalancedCrossEntropy(mix=0.5)
+    common, rare = torch.zeros(1, 2, 1, 9), torch.zeros(1, 2, 1, 1) + 0.2
+    logits = torch.zeros(1, 64, 1, 10, requires_grad=True)
+    loss(logits, torch.cat([common, rare], -1)).backward()
+    per_pixel = logits.grad.abs().sum(1).flatten()
+    assert per_pixel[-1] > 2 * per_pixel[0]  # the one rare pixel pulls harder than each common one
+    cfg = compose_cfg("model=unet", "model.width=4", "model.depth=2", "model.target=ycbcr", "model.bins=8", "loss=bins")
+    model = wrapper.build(cfg.model)
+    torch.manual_seed(0)
+    gray, chroma = torch.rand(4, 1, 16, 16), torch.zeros(4, 2, 16, 16) + torch.tensor([0.1, -0.2]).view(1, 2, 1, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss(model.predict(gray), chroma).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():  # the annealed mean lands in the right bin
+        assert (bins.read_out(model.predict(gray), 0.38).mean(dim=(0, 2, 3)) - torch.tensor([0.1, -0.2])).abs().max() < 0.07

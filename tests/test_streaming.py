@@ -69,12 +69,23 @@ def test_streaming_follows_on_bad_image(tmp_path: Path) -> None:
 
 def test_augmented_batches_are_random_crops_and_flips(tmp_path: Path) -> None:
     photo_folder(tmp_path / "photos", 16, size=(72, 72))
-    spec = source(tmp_path, augment=True, image_size=64)
+    spec = source(tmp_path, augment="crop", image_size=64)
     for split in (data.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)), stream.load_split(spec, torch.device("cpu"), False)):
         assert split.val.head(3).rgb.shape == (3, 3, 64, 64)
         first, second = (next(split.train.batches(4, torch.arange(4))) for _ in range(2))
         assert first.rgb.shape == (4, 3, 64, 64) and first.gray.shape == (4, 1, 64, 64)
         assert not torch.equal(first.rgb, second.rgb)  # the same images, cut and flipped anew
+
+
+def test_flip_only_mirrors_whole_images(tmp_path: Path) -> None:
+    photo_folder(tmp_path / "photos", 16, size=(32, 32))
+    spec = source(tmp_path, augment="flip")
+    for split in (data.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)), stream.load_split(spec, torch.device("cpu"), False)):
+        plain = next(data.load_split(source(tmp_path), torch.device("cpu"), False).train.batches(12, torch.arange(12)))
+        flipped = next(split.train.batches(12, torch.arange(12)))
+        mirrored = [torch.equal(f, p.flip(-1)) and not torch.equal(f, p) for f, p in zip(flipped.rgb, plain.rgb)]
+        kept = [torch.equal(f, p) for f, p in zip(flipped.rgb, plain.rgb)]
+        assert all(m or k for m, k in zip(mirrored, kept)) and 0 < sum(mirrored) < 12
 
 
 def test_in_memory_auto_says_what_it_chose(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -87,7 +98,7 @@ def test_in_memory_auto_says_what_it_chose(tmp_path: Path, caplog: pytest.LogCap
 
 def test_a_64_pixel_folder_trains_evaluates_and_colours_end_to_end(tmp_path: Path) -> None:
     photos = photo_folder(tmp_path / "photos", 30, size=(80, 96))
-    args = ["data=folder", f"data.root={photos}", "data.image_size=64", "data.augment=true", "data.in_memory=false", "data.workers=1",
+    args = ["data=folder", f"data.root={photos}", "data.image_size=64", "data.augment=crop", "data.in_memory=false", "data.workers=1",
             "model=unet", "model.width=4", "model.depth=3", "trainer.epochs=2", "trainer.batch_size=8", "trainer.progress=false", "tracking.grid_images=2"]
     trained = run_cli("train", tmp_path, *args)
     assert trained.returncode == 0, trained.stderr
