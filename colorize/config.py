@@ -112,6 +112,12 @@ class SmoothL1Config(LossConfig):
 
 
 @dataclass
+class LogMSEConfig(LossConfig):
+    _target_: str = "colorize.losses.LogMSE"
+    floor: float = 1e-4  # per-image MSE added inside the log: errors below it (above 40 dB) barely count
+
+
+@dataclass
 class BinsLossConfig(LossConfig):
     _target_: str = "colorize.bins.RebalancedCrossEntropy"
     mix: float = 0.5  # rare colours weigh up to 1 / mix times more; 1: plain cross entropy
@@ -247,6 +253,7 @@ def register() -> None:
     cs.store(group="schema/loss", name="loss", node=LossConfig)
     cs.store(group="schema/loss", name="smooth_l1", node=SmoothL1Config)
     cs.store(group="schema/loss", name="bins", node=BinsLossConfig)
+    cs.store(group="schema/loss", name="log_mse", node=LogMSEConfig)
     cs.store(group="schema/optimizer", name="optimizer", node=OptimizerConfig)
     cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
 
@@ -258,6 +265,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("model.depth", lambda v: v >= 1, "must be >= 1"),
     ("model.out_level", lambda v: v >= 0, "must be >= 0"),
     ("loss.beta", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
+    ("loss.floor", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
     ("loss.mix", lambda v: 0 < v <= 1, "must be in (0, 1]"),
     ("model.bins", lambda v: v == 0 or v >= 2, "must be 0 (regress the colour) or >= 2"),
     ("model.temperature", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),

@@ -20,6 +20,7 @@ class Colorizer(nn.Module):
         self.net = net
         self.target = target
         self.bins, self.temperature = bins, temperature  # bins > 0: the net scores chroma bins (colorize.bins)
+        self.scale = 2 ** getattr(net, "out_level", 0)  # the net's output is this many times smaller than its input
         self.lab = target == Target.lab
         self.fixed_size: Optional[int] = getattr(net, "image_size", None)  # None: fully convolutional
 
@@ -30,8 +31,11 @@ class Colorizer(nn.Module):
     def targets(self, images: Images) -> torch.Tensor:
         """What the loss compares predictions with: ab / 110 (lab), Cb and Cr (ycbcr) or RGB in [0, 1] (rgb)."""
         if self.target == Target.ycbcr:
-            return rgb_to_cbcr(as_float(images.rgb))
-        return images.lab[:, 1:] / AB_SCALE if self.lab else as_float(images.rgb)
+            target = rgb_to_cbcr(as_float(images.rgb))
+        else:
+            target = images.lab[:, 1:] / AB_SCALE if self.lab else as_float(images.rgb)
+        # A smaller output is compared with the colour averaged over each of its pixels' blocks.
+        return F.avg_pool2d(target, self.scale, ceil_mode=True) if self.scale > 1 else target
 
     def predict(self, luminance: torch.Tensor) -> torch.Tensor:
         """The net's prediction in the loss space: unbounded ab / 110 or Cb, Cr, or scores over chroma
@@ -52,8 +56,12 @@ class Colorizer(nn.Module):
             prediction = prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True)
         if self.bins:
             prediction = bins.read_out(prediction, self.temperature)  # before upsampling: 2 channels, not bins^2
-        if prediction.shape[-2:] != luminance.shape[-2:]:
-            prediction = F.interpolate(prediction, size=luminance.shape[-2:], mode="bilinear", align_corners=False)
+        h, w = luminance.shape[-2:]
+        if self.scale > 1 and prediction.shape[-2:] == (-(-h // self.scale), -(-w // self.scale)):
+            # The net's own smaller output: each pixel is the centre of a scale x scale block.
+            prediction = F.interpolate(prediction, scale_factor=self.scale, mode="bilinear", align_corners=False)[..., :h, :w]
+        if prediction.shape[-2:] != (h, w):
+            prediction = F.interpolate(prediction, size=(h, w), mode="bilinear", align_corners=False)
         if self.target == Target.ycbcr:
             return cbcr_to_rgb(luminance, prediction)
         if self.lab:

@@ -95,6 +95,10 @@ def test_loss_group_builds_each_loss(compose_cfg) -> None:
     assert instantiate(compose_cfg("loss=smooth_l1", "loss.beta=0.1").loss)(zero, two) == pytest.approx(1.95)
     with pytest.raises(ColorizeError, match="^loss.beta=0.0 must be finite and > 0"):
         check(compose_cfg("loss=smooth_l1", "loss.beta=0"))
+    # log_mse: the mean of log10(per-image MSE + floor); an image with a 10x larger error costs 1 more.
+    per_image_mse = torch.stack([torch.full((2, 3, 3), 0.01), torch.full((2, 3, 3), 0.1)])
+    log_mse = instantiate(compose_cfg("loss=log_mse", "loss.floor=1e-8").loss)
+    assert log_mse(per_image_mse.sqrt(), torch.zeros_like(per_image_mse)) == pytest.approx((-2 + -1) / 2, abs=1e-5)
 
 
 def test_model_depth_and_target_are_checked(compose_cfg) -> None:

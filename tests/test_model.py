@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -93,9 +94,14 @@ def test_an_untrained_ycbcr_model_is_the_gray_copy_and_keeps_the_gray(compose_cf
 
 
 def test_a_unet_with_out_level_predicts_at_a_lower_resolution(compose_cfg) -> None:
-    net = wrapper.build(compose_cfg("model=unet", "model.width=4", "model.depth=3", "model.out_level=2").model).net
-    assert len(net.upsample) == 1 and net.head.in_channels == 16  # 4 -> 8 -> 16: the head at level 2
-    assert net(torch.rand(1, 1, 20, 28)).shape == (1, 3, 20, 28)
+    from colorize.data import from_rgb
+
+    model = wrapper.build(compose_cfg("model=unet", "model.width=4", "model.depth=3", "model.out_level=2", "model.target=ycbcr").model)
+    assert len(model.net.upsample) == 1 and model.net.head.in_channels == 16  # 4 -> 8 -> 16: the head at level 2
+    images = from_rgb(np.random.default_rng(0).integers(0, 256, (2, 22, 29, 3), dtype=np.uint8), with_lab=False)
+    prediction = model.predict(model.inputs(images))
+    assert prediction.shape == model.targets(images).shape == (2, 2, 6, 8)  # the loss compares 4x4 block averages
+    assert model(model.inputs(images)).shape == (2, 3, 22, 29)  # upsampled to the image
 
 
 def test_chroma_bins_encode_exactly_and_an_untrained_bins_model_is_the_gray_copy(compose_cfg) -> None:
@@ -110,7 +116,7 @@ def test_chroma_bins_encode_exactly_and_an_untrained_bins_model_is_the_gray_copy
     model = wrapper.build(cfg.model).eval()
     gray = torch.rand(1, 1, 12, 20)
     with torch.no_grad():
-        assert model.predict(gray).shape == (1, 64, 12, 20)
+        assert model.predict(gray).shape == (1, 64, 6, 10)
         assert torch.equal(model(gray), gray.expand(-1, 3, -1, -1))
 
 
