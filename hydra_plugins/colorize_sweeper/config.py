@@ -173,6 +173,9 @@ class OptunaSweeperConf:
     sampler: Any = MISSING
     pruner: Any = MISSING
     direction: Any = Direction.minimize  # or a list of directions: a multi-objective study
+    # The objectives' names, one per direction (colorize's sweeps: ${objective.metric}): the study
+    # keeps them, and the report, the Pareto plot and optimization_results.yaml show them; null: none
+    metric_names: Optional[Any] = None
     # null: an in-memory study in this process, as in hydra-optuna-sweeper; any Optuna RDB URL
     # (postgresql://, mysql://, sqlite:///) persists it, and workers sharing it share the study.
     storage: Optional[str] = None

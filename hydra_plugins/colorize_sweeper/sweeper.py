@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -57,11 +58,14 @@ class OptunaSweeperImpl(Sweeper):
         check: Optional[str] = None,
         register: Optional[str] = None,
         trial_id: Optional[int] = None,  # a job's own key (trial.py); the sweeper sets it, never reads it
+        metric_names: Optional[Any] = None,
     ) -> None:
         self.sampler_config = sampler
         self.pruner_config = pruner
         given = direction if isinstance(direction, (list, tuple, ListConfig)) else [direction]
         self.directions = [d.name if hasattr(d, "name") else str(d) for d in given]
+        named = metric_names if isinstance(metric_names, (list, tuple, ListConfig)) else [metric_names]
+        self.metric_names = None if metric_names is None else [str(name) for name in named]
         self.storage_url = storage
         self.study_name = study_name
         self.n_trials = n_trials
@@ -151,6 +155,16 @@ class OptunaSweeperImpl(Sweeper):
                 f"hydra.sweeper.n_jobs={self.n_jobs} needs a storage all workers share: set hydra.sweeper.storage "
                 "(e.g. sqlite:///optuna.db); null is an in-memory study in one process"
             )
+        if self.metric_names is not None and len(self.metric_names) != len(self.directions):
+            raise ColorizeError(
+                f"hydra.sweeper.metric_names names {len(self.metric_names)} objectives ({', '.join(self.metric_names)}) "
+                f"but hydra.sweeper.direction has {len(self.directions)}: give one name per direction"
+            )
+        if len(self.directions) > 1 and self.register is not None:
+            raise ColorizeError(
+                f"hydra.sweeper.register={self.register} registers the best trial's model, and a study of "
+                f"{len(self.directions)} objectives has a Pareto front instead: register a front member with tracking.register"
+            )
         if len(self.directions) > 1 and not self.pruner_config._target_.endswith("NopPruner"):
             raise ColorizeError(
                 f"hydra/sweeper/pruner: Optuna cannot prune a study of {len(self.directions)} objectives; use hydra/sweeper/pruner=none"
@@ -206,6 +220,10 @@ class OptunaSweeperImpl(Sweeper):
             # Only one worker can create the study (unique name): that one creates the parent run.
             study = optuna.create_study(storage=storage, study_name=name, sampler=chosen, pruner=pruner, directions=self.directions)
             created = True
+            if self.metric_names is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
+                    study.set_metric_names(self.metric_names)
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage, sampler=chosen, pruner=pruner)
             created = False
@@ -214,6 +232,12 @@ class OptunaSweeperImpl(Sweeper):
                 raise ColorizeError(
                     f"study {name} in {masked(self.storage_url)} is to {' and '.join(found)}, "
                     f"not {' and '.join(self.directions)}: set hydra.sweeper.study_name to start a new one"
+                ) from None
+            kept = study.metric_names
+            if self.metric_names is not None and kept is not None and kept != self.metric_names:
+                raise ColorizeError(
+                    f"study {name} in {masked(self.storage_url)} optimises {', '.join(kept)}, "
+                    f"not {', '.join(self.metric_names)}: set hydra.sweeper.study_name to start a new one"
                 ) from None
         study.set_user_attr(trial.PRUNER, OmegaConf.to_container(self.pruner_config, resolve=True))
         return study, created
@@ -258,6 +282,7 @@ class OptunaSweeperImpl(Sweeper):
             "sampler": self.sampler_config._target_.rsplit(".", 1)[-1],
             "pruner": self.pruner_config._target_.rsplit(".", 1)[-1],
             "direction": ",".join(self.directions),
+            **({"metric_names": ",".join(self.metric_names)} if self.metric_names else {}),
             **{f"space.{key}": repr(dist) for key, dist in searched.items()},
             **{f"fixed.{key}": value for key, value in fixed.items()},
         }
@@ -294,7 +319,7 @@ class OptunaSweeperImpl(Sweeper):
     def _register_best(self, parent: Any, study: optuna.Study) -> None:
         """hydra.sweeper.register: the best trial's logged model as the next version of that registered
         model, alias champion. A task that logs no model is told in a warning; nothing is registered."""
-        if self.register is None or self.mlflow is None or len(study.directions) > 1:
+        if self.register is None or self.mlflow is None:
             return
         from colorize import tracking
 
