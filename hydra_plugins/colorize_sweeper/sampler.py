@@ -1,6 +1,6 @@
 """The sampler a worker asks with: the configured one behind a wrapper that knows which trial it is
 sampling (so a sampler error fails that trial instead of leaving it RUNNING), reseeded for every
-trial from the configured seed and the trial's number.
+trial from the configured seed and the trial's number (except the grid sampler, whose seed is its order).
 
 The trial number is unique to the worker that holds the trial, however many workers start at the same
 instant, so seeded workers never propose alike; one worker on a new study proposes the same values on
@@ -75,7 +75,12 @@ def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[Sampl
         return sampler if grid is None else sampler(search_space=grid)
 
     try:
-        chosen = Sampler(make, seed)
+        if grid is None:
+            chosen = Sampler(make, seed)
+        else:
+            # Not reseeded: the seed shuffles the grid, and a trial's grid_id indexes that order, so
+            # every trial and worker needs the same one or two ids can name the same point.
+            chosen = Sampler(lambda _: make(seed), None)
     except Exception as error:
         raise ColorizeError(f"hydra.sweeper.sampler ({settings['_target_']}): {one_line(error)}") from None
     return chosen, None if grid is None else math.prod(len(values) for values in grid.values())
