@@ -283,3 +283,57 @@ def test_passwords_are_masked_in_errors_and_multirun_yaml(tmp_path: Path, make_w
     assert "${oc.env:OPTUNA_STORAGE}" in str(stopped.value) and "secret" not in str(stopped.value)
     saved = (tmp_path / "sweeps" / "run" / "multirun.yaml").read_text()
     assert "secret" not in saved and "postgresql://:***@127.0.0.1:9/optuna" in saved
+
+
+def lr_and_width(params: dict[str, str]) -> tuple[float, float]:
+    return lr_score(params), float(params["model.width"])
+
+
+TWO_OBJECTIVES = ["objective.metric=[val_psnr,val_loss]", "objective.direction=[maximize,minimize]"]
+
+
+@pytest.mark.parametrize(
+    "sampler, settings",
+    [
+        ("tpe", ["hydra.sweeper.sampler.n_startup_trials=2"]),  # past the random start: TPE itself proposes
+        ("random", []),
+        ("grid", []),  # over choice(1e-3, 3e-3) x width 1, 2
+        ("gp", ["hydra.sweeper.sampler.n_startup_trials=2"]),
+        ("cmaes", []),  # n_startup_trials 1 already
+        ("nsgaii", ["hydra.sweeper.sampler.population_size=2"]),
+        ("nsgaiii", ["hydra.sweeper.sampler.population_size=2"]),
+        ("qmc", []),
+    ],
+)
+@pytest.mark.parametrize("objectives", [1, 2])
+def test_every_sampler_searches_the_smoke_space_seeded(tmp_path: Path, make_worker, sampler: str, settings: list[str], objectives: int) -> None:
+    if sampler == "cmaes" and objectives == 2:
+        pytest.skip("refused: test_a_sampler_that_cannot_search_the_study_stops_with_one_line")
+    chosen = [f"hydra/sweeper/sampler={sampler}", "hydra.sweeper.sampler.seed=3", "hydra.sweeper.n_trials=4", *settings]
+    chosen += TWO_OBJECTIVES if objectives == 2 else []
+    for name in ("a", "b"):
+        worker = make_worker(*chosen, f"hydra.sweeper.study_name={name}", task=lr_and_width if objectives == 2 else lr_score)
+        worker.sweep(["optimizer.lr=choice(1e-3,3e-3)"] if sampler == "grid" else [])
+    found = [study(tmp_path, name).get_trials() for name in ("a", "b")]
+    assert [t.state for t in found[0]] == [TrialState.COMPLETE] * 4
+    assert len({tuple(sorted(t.params.items())) for t in found[0]}) == 4  # no point tried twice (the grid has exactly 4)
+    assert [t.params for t in found[0]] == [t.params for t in found[1]]  # the seed makes it reproducible
+
+
+@pytest.mark.parametrize(
+    "settings, arguments, line",
+    [
+        (["hydra/sweeper/sampler=cmaes", *TWO_OBJECTIVES], [],
+         "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) optimises one objective, not 2: use nsgaii, tpe or gp"),
+        (["hydra/sweeper/sampler=cmaes"], ["optimizer.lr=choice(1e-3,3e-3)", "model.width=choice(1,2)"],
+         "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) searches numeric params only, and every param here is a choice "
+         "(optimizer.lr, model.width): each would be drawn at random; use tpe, gp or grid"),
+        (["hydra/sweeper/pruner=median", *TWO_OBJECTIVES], [],
+         "hydra/sweeper/pruner: Optuna cannot prune a study of 2 objectives; use hydra/sweeper/pruner=none"),
+    ],
+)
+def test_a_sampler_that_cannot_search_the_study_stops_with_one_line(tmp_path: Path, make_worker, settings: list[str], arguments: list[str], line: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker(*settings).sweep(arguments)
+    assert str(stopped.value) == f"colorize: error: {line}"
+    assert not (tmp_path / "sweeps" / "optuna.db").exists()  # refused before the study was made

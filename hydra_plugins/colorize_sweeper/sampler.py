@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
@@ -59,12 +59,30 @@ class Sampler(BaseSampler):
         self.sampler.reseed_rng()
 
 
-def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[Sampler, Optional[int]]:
-    """The sampler, and the grid's size for a grid sampler (None otherwise). Keys left null keep
-    Optuna's defaults (TPE: multivariate, constant liar)."""
-    settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if v is not None}
-    if settings["_target_"].endswith("MOTPESampler"):
+def check_fit(target: str, space: dict[str, BaseDistribution], n_objectives: int) -> None:
+    """Stop with one line when the sampler cannot search this space or this many objectives, rather
+    than fail every trial (CMA-ES raises on a study of several objectives) or quietly search at
+    random (CMA-ES draws choice(...) params from its independent sampler, so a space of choices only
+    is never modelled). An empty space is extended by custom_search_space: nothing to judge yet."""
+    name = target.rsplit(".", 1)[-1]
+    if name == "MOTPESampler":
         raise ColorizeError("hydra/sweeper/sampler=motpe: Optuna 4 removed MOTPESampler; use tpe, which handles several objectives")
+    if name != "CmaEsSampler":
+        return  # tpe, random, gp, qmc, nsgaii, nsgaiii take any space and any number of objectives; grid: grid_values
+    if n_objectives > 1:
+        raise ColorizeError(f"hydra/sweeper/sampler=cmaes ({target}) optimises one objective, not {n_objectives}: use nsgaii, tpe or gp")
+    if space and all(isinstance(d, CategoricalDistribution) for d in space.values()):
+        choices = ", ".join(space)
+        raise ColorizeError(
+            f"hydra/sweeper/sampler=cmaes ({target}) searches numeric params only, and every param here is a choice ({choices}): "
+            "each would be drawn at random; use tpe, gp or grid"
+        )
+
+
+def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[Sampler, Optional[int]]:
+    """The sampler (check_fit first), and the grid's size for a grid sampler (None otherwise). Keys
+    left null keep Optuna's defaults (TPE: multivariate, constant liar)."""
+    settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if v is not None}
     seed = settings.pop("seed", None)
     grid: Optional[dict[str, list]] = None
     if settings.get("_partial_"):  # the grid sampler takes the space as lists of values

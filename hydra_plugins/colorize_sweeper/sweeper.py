@@ -96,6 +96,7 @@ class OptunaSweeperImpl(Sweeper):
         extend = self._extender()
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         searched, fixed = space.parse(dict(self.params), arguments, parser, allow_empty=extend is not None)
+        sampler.check_fit(self.sampler_config._target_, searched, len(self.directions))
         self._check_points(searched, fixed)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
