@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from colorize import tracking
 from colorize.config import register
+from hydra_plugins.colorize_sweeper import stopping
 from tests.conftest import PROJECT
 
 Task = Callable[[dict[str, str]], float]
@@ -337,3 +338,42 @@ def test_a_sampler_that_cannot_search_the_study_stops_with_one_line(tmp_path: Pa
         make_worker(*settings).sweep(arguments)
     assert str(stopped.value) == f"colorize: error: {line}"
     assert not (tmp_path / "sweeps" / "optuna.db").exists()  # refused before the study was made
+
+
+def constant(params: dict[str, str]) -> float:
+    return 1.0  # the first trial is the best; none after it improves
+
+
+def test_patience_ends_the_study_and_a_larger_budget_counts_anew(tmp_path: Path, make_worker, capsys) -> None:
+    make_worker("hydra.sweeper.n_trials=20", "hydra.sweeper.stop.patience=2", task=constant).sweep([])
+    assert len(study(tmp_path).get_trials()) == 3  # the best, then two that did not improve on it
+    reason = "2 finished trials in a row did not improve on trial 0's 1 (hydra.sweeper.stop.patience=2)"
+    assert f"stopped before n_trials: {reason}" in capsys.readouterr().out
+    assert stopping.kept(study(tmp_path)) == {"reason": reason, "n_trials": 20, "finished": 3}
+    make_worker("hydra.sweeper.n_trials=20", task=constant).sweep([])  # the same budget, no stop settings: the decision stands
+    assert len(study(tmp_path).get_trials()) == 3 and reason in capsys.readouterr().out
+    make_worker("hydra.sweeper.n_trials=21", "hydra.sweeper.stop.patience=2", task=constant).sweep([])  # a larger budget goes on
+    assert len(study(tmp_path).get_trials()) == 5
+
+
+def test_a_target_ends_the_study_at_the_first_trial_that_reaches_it(tmp_path: Path, make_worker, capsys) -> None:
+    values = iter([0.1, 0.3, 0.9, 0.2, 0.95, 0.99])
+    make_worker("hydra.sweeper.n_trials=6", "hydra.sweeper.stop.target=0.5", task=lambda params: next(values)).sweep([])
+    assert [t.value for t in study(tmp_path).get_trials()] == [0.1, 0.3, 0.9]
+    assert "stopped before n_trials: trial 2 reached 0.9 (hydra.sweeper.stop.target=0.5)" in capsys.readouterr().out
+    assert Parent.events[-2:] == ["summary", "end FINISHED"]
+
+
+def test_two_workers_stop_on_the_decision_kept_in_the_study(tmp_path: Path, make_worker, monkeypatch) -> None:
+    # One worker has the rule; the other, started without it (another machine's command), stops too.
+    workers = [make_worker("hydra.sweeper.n_trials=30", "hydra.sweeper.stop.patience=3", task=constant), make_worker("hydra.sweeper.n_trials=30", task=constant)]
+    assert run_together(workers, monkeypatch) == [None, None]
+    found = study(tmp_path).get_trials()
+    assert 4 <= len(found) <= 6 and all(t.state == TrialState.COMPLETE for t in found)  # 4, and at most the other's 2 in flight
+    assert Parent.events.count("end FINISHED") == 1
+
+
+def test_stop_settings_need_one_objective(tmp_path: Path, make_worker) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker("hydra.sweeper.stop.patience=3", *TWO_OBJECTIVES).sweep([])
+    assert str(stopped.value) == "colorize: error: hydra.sweeper.stop needs one objective: patience and target compare one value, and this study has 2"

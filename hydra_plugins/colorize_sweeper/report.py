@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from colorize import sweeping
 from colorize.errors import one_line
+from hydra_plugins.colorize_sweeper import stopping
 from hydra_plugins.colorize_sweeper.space import quote
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ def print_table(study: optuna.Study, fixed: dict, sweep_dir: Path, n_trials: int
     """The study's counts and best trials on stdout, and optimization_results.yaml in sweep_dir."""
     counts = ", ".join(f"{n} {s}" for s, n in sorted(states(study).items()))
     print(f"\nstudy {study.study_name}: {counts}; n_trials={n_trials} is the study's total over every run and worker")
+    stopped = stopping.standing(study, n_trials)
+    if stopped is not None:
+        print(f"stopped before n_trials: {stopped}")
     found = results(study, fixed)
     if found is None:
         print("no trial completed")
@@ -111,7 +115,7 @@ def print_rows(trials: list[FrozenTrial], names: list[str]) -> None:
         print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
 
 
-def summarize(study: optuna.Study, fixed: dict) -> Optional[dict[str, Any]]:
+def summarize(study: optuna.Study, fixed: dict, n_trials: int) -> Optional[dict[str, Any]]:
     """The parent run's summary (ParentRun.summary's arguments); None when no trial completed."""
     found = results(study, fixed)
     if found is None:
@@ -134,9 +138,15 @@ def summarize(study: optuna.Study, fixed: dict) -> Optional[dict[str, Any]]:
             "children": children,
         }
     params = found["best_params"]
+    stopped = stopping.standing(study, n_trials)
     return {
         "metrics": {"best_value": found["best_value"], **counts},
-        "tags": {"best.trial": str(found["best_trial"]), "best.command": found["command"], **{f"best.{k}": str(v) for k, v in params.items()}},
+        "tags": {
+            "best.trial": str(found["best_trial"]),
+            "best.command": found["command"],
+            **{f"best.{k}": str(v) for k, v in params.items()},
+            **({"stop.reason": stopped} if stopped else {}),
+        },
         "figures": plots(study),
         "texts": texts,
     }

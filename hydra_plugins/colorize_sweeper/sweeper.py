@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from colorize import sweeping
 from colorize.errors import ColorizeError, one_line
-from hydra_plugins.colorize_sweeper import report, sampler, space, spawn, trial, workers
+from hydra_plugins.colorize_sweeper import report, sampler, space, spawn, stopping, trial, workers
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class OptunaSweeperImpl(Sweeper):
         register: Optional[str] = None,
         trial_id: Optional[int] = None,  # a job's own key (trial.py); the sweeper sets it, never reads it
         metric_names: Optional[Any] = None,
+        stop: Optional[DictConfig] = None,
     ) -> None:
         self.sampler_config = sampler
         self.pruner_config = pruner
@@ -78,6 +79,7 @@ class OptunaSweeperImpl(Sweeper):
         self.worker = worker
         self.check = check
         self.register = register
+        self.stop = stop or {}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -109,7 +111,7 @@ class OptunaSweeperImpl(Sweeper):
             trial.MEMORY[name] = storage  # jobs in this process reach it through trial.current()
         worker = workers.Worker(
             study, storage, searched, self.n_trials, self.max_failure_rate, self.heartbeat_interval, self._lost,
-            None if extend is None else (lambda asked: extend(self.config, asked)),
+            None if extend is None else (lambda asked: extend(self.config, asked)), self.rule,
         )
         finished = worker.counts()[0]
         parent, reopened_from = self._parent_run(study, storage, created, searched, fixed, will_run=finished < self.n_trials)
@@ -161,6 +163,7 @@ class OptunaSweeperImpl(Sweeper):
                 f"hydra.sweeper.metric_names names {len(self.metric_names)} objectives ({', '.join(self.metric_names)}) "
                 f"but hydra.sweeper.direction has {len(self.directions)}: give one name per direction"
             )
+        self.rule = stopping.Rule.from_settings(self.stop, self.directions)
         if len(self.directions) > 1 and self.register is not None:
             raise ColorizeError(
                 f"hydra.sweeper.register={self.register} registers the best trial's model, and a study of "
@@ -304,7 +307,7 @@ class OptunaSweeperImpl(Sweeper):
                 return  # other workers' trials run: the last of them closes it
             won = workers.claim(storage, study._study_id, f"{CLOSED}.{len(study.get_trials(deepcopy=False))}")
             if won and status == "FINISHED":
-                summary = report.summarize(study, fixed)
+                summary = report.summarize(study, fixed, self.n_trials)
                 if summary is None:
                     status = "FAILED"
                 else:
