@@ -377,3 +377,31 @@ def test_stop_settings_need_one_objective(tmp_path: Path, make_worker) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.stop.patience=3", *TWO_OBJECTIVES).sweep([])
     assert str(stopped.value) == "colorize: error: hydra.sweeper.stop needs one objective: patience and target compare one value, and this study has 2"
+
+
+def test_enqueued_settings_run_first_and_once_across_a_resume(tmp_path: Path, make_worker) -> None:
+    first = "hydra.sweeper.enqueue=[{optimizer.lr:0.002,model.width:2},{optimizer.lr:5e-4}]"  # the second leaves width to the sampler
+    make_worker("hydra.sweeper.n_trials=3", first).sweep([])
+    found = study(tmp_path).get_trials()
+    assert found[0].params == {"optimizer.lr": 0.002, "model.width": 2}
+    assert found[1].params["optimizer.lr"] == 5e-4 and found[1].params["model.width"] in (1, 2)
+    assert [t.user_attrs.get("colorize.enqueued", False) for t in found] == [True, True, False]
+    make_worker("hydra.sweeper.n_trials=5", first).sweep([])  # the README's resume, the same command
+    found = study(tmp_path).get_trials()
+    assert [t.state for t in found] == [TrialState.COMPLETE] * 5
+    assert [t.user_attrs.get("colorize.enqueued", False) for t in found] == [True, True, False, False, False]
+    assert all(t.params["optimizer.lr"] not in (0.002, 5e-4) for t in found[2:])
+
+
+@pytest.mark.parametrize(
+    "given, line",
+    [
+        ("[{model.depth:2}]", "hydra.sweeper.enqueue[0]: model.depth is not searched (the space: optimizer.lr, model.width)"),
+        ("[{optimizer.lr:1e-3},{model.width:3}]", "hydra.sweeper.enqueue[1]: model.width=3 is outside its search space IntDistribution(high=2, log=False, low=1, step=1)"),
+        ("[{optimizer.lr:1e-3},{optimizer.lr:2e-3}]", "hydra.sweeper.enqueue holds 2 settings, more than n_trials=1"),
+    ],
+)
+def test_enqueued_settings_outside_the_space_stop_with_one_line(tmp_path: Path, make_worker, given: str, line: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker("hydra.sweeper.n_trials=1", f"hydra.sweeper.enqueue={given}").sweep([])
+    assert str(stopped.value) == f"colorize: error: {line}"

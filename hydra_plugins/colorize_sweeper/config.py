@@ -192,6 +192,9 @@ class OptunaSweeperConf:
     n_jobs: int = 1  # worker processes on this machine, each running one trial at a time
     max_failure_rate: float = 0.0  # failed trials tolerated, as a share of n_trials (all workers)
     stop: StopConfig = field(default_factory=StopConfig)  # null keys: run all n_trials
+    # Settings tried first, once per study (e.g. [{optimizer.lr: 1e-3, model.width: 2}]): each a dict
+    # of searched params, a param left out is sampled; a resumed study does not try them again.
+    enqueue: Optional[list[dict[str, Any]]] = None
     params: Optional[dict[str, str]] = None  # key: search space, e.g. tag(log, interval(1e-4, 3e-2))
     custom_search_space: Optional[str] = None  # module.function(cfg, trial) that suggests more params
     mlflow: Optional[MlflowConfig] = None  # null: no parent run

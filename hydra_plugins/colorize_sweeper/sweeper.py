@@ -37,6 +37,7 @@ PASSWORD = re.compile(r"(//[^:/@]*:)[^@]+@")  # the user may be empty: postgresq
 PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store the parent run's id
 CLOSED = "colorize.parent_closed"  # study system attribute prefix of the close claim
 ADOPTED = "colorize.parent_adopted"  # study system attribute: who makes the parent when its creator died
+ENQUEUED = "colorize.enqueued"  # study system attribute: hydra.sweeper.enqueue was done; trial user attribute: an enqueued trial
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -60,6 +61,7 @@ class OptunaSweeperImpl(Sweeper):
         trial_id: Optional[int] = None,  # a job's own key (trial.py); the sweeper sets it, never reads it
         metric_names: Optional[Any] = None,
         stop: Optional[DictConfig] = None,
+        enqueue: Optional[ListConfig] = None,
     ) -> None:
         self.sampler_config = sampler
         self.pruner_config = pruner
@@ -80,6 +82,7 @@ class OptunaSweeperImpl(Sweeper):
         self.check = check
         self.register = register
         self.stop = stop or {}
+        self.enqueue = [] if enqueue is None else OmegaConf.to_container(enqueue, resolve=True)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -99,7 +102,10 @@ class OptunaSweeperImpl(Sweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         searched, fixed = space.parse(dict(self.params), arguments, parser, allow_empty=extend is not None)
         sampler.check_fit(self.sampler_config._target_, searched, len(self.directions))
-        self._check_points(searched, fixed)
+        first = space.enqueued(self.enqueue, searched)
+        if len(first) > self.n_trials:
+            raise ColorizeError(f"hydra.sweeper.enqueue holds {len(first)} settings, more than n_trials={self.n_trials}")
+        self._check_points(searched, fixed, first)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self._save_multirun(sweep_dir / "multirun.yaml")
@@ -107,6 +113,11 @@ class OptunaSweeperImpl(Sweeper):
         storage = optuna.storages.InMemoryStorage() if self.storage_url is None else sweeping.open_storage(self.storage_url)
         study, created = self._study(storage, searched)
         name = study.study_name
+        # Claimed before enqueuing: once per study, whichever worker or rerun comes first.
+        if first and workers.claim(storage, study._study_id, ENQUEUED):
+            for point in first:
+                study.enqueue_trial(point, user_attrs={ENQUEUED: True})
+            log.info("study %s: %d enqueued settings go first", name, len(first))
         if self.storage_url is None:
             trial.MEMORY[name] = storage  # jobs in this process reach it through trial.current()
         worker = workers.Worker(
@@ -184,11 +195,12 @@ class OptunaSweeperImpl(Sweeper):
         except Exception as error:
             raise ColorizeError(f"hydra.sweeper.custom_search_space={self.custom_search_space}: {one_line(error)}") from None
 
-    def _check_points(self, searched: dict[str, BaseDistribution], fixed: dict[str, str]) -> None:
-        """Compose the job config at the space's edges with the fixed overrides, as the launcher will,
-        and pass it to hydra.sweeper.check: a value no trial can use stops the sweep before the first."""
+    def _check_points(self, searched: dict[str, BaseDistribution], fixed: dict[str, str], first: list[dict[str, Any]]) -> None:
+        """Compose the job config at the space's edges and at the enqueued settings with the fixed
+        overrides, as the launcher will, and pass it to hydra.sweeper.check: a value no trial can use
+        stops the sweep before the first."""
         check = get_method(self.check) if self.check else None
-        for point in space.edge_points(searched):
+        for point in [*space.edge_points(searched), *first]:
             given = space.overrides(point)
             try:
                 job = self.hydra_context.config_loader.load_sweep_config(self.config, [*fixed.values(), *given])
