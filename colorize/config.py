@@ -178,8 +178,10 @@ OBJECTIVE_METRICS = (
 
 @dataclass
 class ObjectiveConfig:
-    metric: str = "val_psnr"  # dB, of the last trained epoch
-    direction: str = "maximize"  # or minimize (val_loss)
+    # One metric, or a list of them (a sweep over several objectives: a Pareto front); Any because
+    # OmegaConf has no str-or-list type, so `objectives` checks them instead.
+    metric: Any = "val_psnr"  # dB, of the last trained epoch
+    direction: Any = "maximize"  # or minimize (val_loss); a list: one per metric
 
 
 @dataclass
@@ -280,13 +282,34 @@ _RULES: list[tuple[str, Any, str]] = [
     ("tracking.grid_images", lambda v: v >= 0, "must be >= 0 (0: no sample grids)"),
     ("trainer.precision", lambda v: v in ("auto", "32", "bf16"), "must be auto, 32 or bf16"),
     ("trainer.lr_schedule", lambda v: v in ("constant", "cosine"), "must be constant or cosine"),
-    ("objective.metric", lambda v: v in OBJECTIVE_METRICS, f"must be one of {', '.join(OBJECTIVE_METRICS)}"),
-    ("objective.direction", lambda v: v in ("minimize", "maximize"), "must be minimize or maximize"),
 ]
+
+
+def listed(value: Any) -> list:
+    return list(value) if OmegaConf.is_list(value) else [value]
+
+
+def objectives(cfg: DictConfig) -> list[tuple[str, str]]:
+    """(metric, direction) for each of objective.metric, objective.direction: one value each, or two
+    lists of the same length."""
+    metrics, directions = listed(cfg.objective.metric), listed(cfg.objective.direction)
+    if len(metrics) != len(directions):
+        raise ColorizeError(f"objective.metric has {len(metrics)} metrics but objective.direction {len(directions)} directions: give one per metric")
+    for metric in metrics:
+        if metric not in OBJECTIVE_METRICS:
+            raise ColorizeError(f"objective.metric={metric} must be one of {', '.join(OBJECTIVE_METRICS)}")
+    for direction in directions:
+        if direction not in ("minimize", "maximize"):
+            raise ColorizeError(f"objective.direction={direction} must be minimize or maximize")
+    if len(set(metrics)) < len(metrics):
+        raise ColorizeError(f"objective.metric lists a metric twice: {', '.join(metrics)}")
+    return list(zip(metrics, directions))
 
 
 def check(cfg: DictConfig) -> None:
     """Stop before any work on a value out of range, naming the key."""
+    if OmegaConf.select(cfg, "objective") is not None:
+        objectives(cfg)
     for key, ok, rule in _RULES:
         value = OmegaConf.select(cfg, key)
         if value is not None or key == "data.limit":

@@ -102,7 +102,7 @@ class SweepTrial:
         self.number = self.trial.number
         self.parent_run_id: Optional[str] = self.study.user_attrs.get(PARENT_RUN)
         self.run_id: Optional[str] = None
-        self.value: Optional[float] = None
+        self.values: Optional[tuple[float, ...]] = None
         self.pruned_at: Optional[int] = None
 
     @property
@@ -113,19 +113,23 @@ class SweepTrial:
         self.run_id = run_id
         self.trial.set_user_attr(RUN, run_id)
 
-    def should_stop(self, value: float, epoch: int, last_epoch: int) -> bool:
-        """Report this epoch's objective; True when the pruner stops the trial here."""
-        self.value = value
-        self.trial.report(value, epoch)
+    def should_stop(self, values: tuple[float, ...], epoch: int, last_epoch: int) -> bool:
+        """Report this epoch's objectives; True when the pruner stops the trial here. A study of
+        several objectives is only told the last values: Optuna neither takes their intermediate
+        values nor prunes it (the sweeper refuses a pruner there)."""
+        self.values = values
+        if len(values) > 1:
+            return False
+        self.trial.report(values[0], epoch)
         if epoch < last_epoch and self.trial.should_prune():  # pruning after the last epoch saves nothing
             self.pruned_at = epoch
-            log.info("trial %d pruned after epoch %d (val %.3f)", self.number, epoch, value)
+            log.info("trial %d pruned after epoch %d (val %.3f)", self.number, epoch, values[0])
         return self.pruned_at is not None
 
     def finish(self, state: TrialState, reason: Optional[str], stopped: bool = False) -> None:
-        if state == TrialState.COMPLETE and self.value is None:
+        if state == TrialState.COMPLETE and self.values is None:
             state, reason = TrialState.FAIL, "no epoch reported a value"
-        settle(self.storage, self.trial._trial_id, state, self.value if state == TrialState.COMPLETE else None, reason, stopped)
+        settle(self.storage, self.trial._trial_id, state, self.values if state == TrialState.COMPLETE else None, reason, stopped)
         if self.run_id:
             from colorize import tracking
 

@@ -358,7 +358,18 @@ class ParentRun:
             self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         return run.info.status
 
-    def summary(self, metrics: Mapping[str, float], tags: Mapping[str, str], figures: Mapping[str, Figure], texts: Mapping[str, str]) -> None:
+    def summary(
+        self,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        figures: Mapping[str, Figure],
+        texts: Mapping[str, str],
+        children: Optional[Mapping[str, Mapping[str, str]]] = None,
+    ) -> None:
+        """The sweep's results on the parent run; `children`: tags for child runs, by run id."""
+        for run_id, child_tags in (children or {}).items():
+            for key, value in child_tags.items():
+                self.client.set_tag(run_id, key, value)
         for key, value in metrics.items():
             self.client.log_metric(self.run_id, key, value)
         for key, value in tags.items():

@@ -3,21 +3,23 @@
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from colorize import cli
-from colorize.config import TrainerConfig, check, flatten, register
+from colorize.config import TrainerConfig, check, flatten, objectives, register
 
 log = logging.getLogger(__name__)
 register()
 
 
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
+    """The last epoch's objective: one value, or a tuple of them when objective.metric is a list."""
     check(cfg)
+    metrics = [metric for metric, _ in objectives(cfg)]
     # Heavy imports only once the config is valid: --help and config errors answer fast.
     import torch
 
@@ -52,11 +54,11 @@ def train(cfg: DictConfig) -> float:
             if ranks.main:
                 saved.save(run.model, run.optimizer, run.shuffle, progress, improved)
             records.log_epoch(tracker, epoch, run.model, run.data.val, epochs, cfg.tracking.grid_every, cfg.tracking.grid_images)
-            objective = epoch.val[cfg.objective.metric.removeprefix("val_")]
+            objective = tuple(epoch.val[metric.removeprefix("val_")] for metric in metrics)
             if distributed.agree(trial is not None and trial.should_stop(objective, epoch.epoch, trainer.epochs)):
                 break  # pruned: rank 0 decides, every process stops
         records.log_end(tracker, run.model, run.data.val, progress.history, OmegaConf.to_yaml(config), saved.written(), cfg.tracking.register)
-    return objective
+    return objective[0] if len(objective) == 1 else objective
 
 
 def open_run(
@@ -120,7 +122,7 @@ def reporting(trial: Optional[Any]) -> contextlib.AbstractContextManager:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
     return cli.run(train, cfg)
 
 

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 
 from colorize import wrapper
-from colorize.config import check
+from colorize.config import check, objectives
 from colorize.errors import ColorizeError
 from tests.conftest import run_cli
 
@@ -56,6 +57,22 @@ def test_seed_experiment_builds_the_seed_model(compose_cfg) -> None:
 def test_out_of_range_values_name_the_key(compose_cfg, override: str, key: str) -> None:
     with pytest.raises(ColorizeError, match=f"^{key.replace('.', '[.]')} must"):
         check(compose_cfg(override))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["objective.metric=[val_psnr,val_ssim]"], "objective.metric has 2 metrics but objective.direction 1 directions: give one per metric"),
+        (["objective.metric=[val_psnr,val_psnr]", "objective.direction=[maximize,maximize]"], "objective.metric lists a metric twice: val_psnr, val_psnr"),
+        (["objective.metric=[val_psnr,val_accuracy]", "objective.direction=[maximize,maximize]"], "objective.metric=val_accuracy must be one of "),
+    ],
+)
+def test_several_objectives_are_checked_as_pairs(compose_cfg, overrides: list[str], message: str) -> None:
+    with pytest.raises(ColorizeError, match=f"^{re.escape(message)}"):
+        check(compose_cfg(*overrides))
+    assert objectives(compose_cfg("objective.metric=[val_psnr,val_loss]", "objective.direction=[maximize,minimize]")) == [
+        ("val_psnr", "maximize"), ("val_loss", "minimize")
+    ]
 
 
 def test_folder_needs_a_root(compose_cfg, tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ def test_every_sweep_config_follows_the_declared_objective(sweep: str, direction
     finally:
         GlobalHydra.instance().clear()
     assert cfg.hydra.sweeper.direction == direction
+    assert cfg.hydra.sweeper.metric_names == cfg.objective.metric  # the report and plots name the objective
 
 def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     result = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.register=colorize")
@@ -124,6 +125,31 @@ def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     [single] = [r for r in runs(tmp_path) if r.info.run_id not in {parent.info.run_id, *(c.info.run_id for c in children)}]
     assert single.data.metrics["val_psnr"] == pytest.approx(best.value, abs=1e-4)
+
+
+def test_a_two_objective_sweep_reports_its_pareto_front(tmp_path: Path) -> None:
+    objectives = ["objective.metric=[val_psnr,val_colorfulness_ratio]", "objective.direction=[maximize,maximize]"]
+    result = sweep(tmp_path, "sweep=smoke", *objectives, "trainer.epochs=1", "hydra.sweeper.n_trials=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{tmp_path}/sweeps/optuna.db")
+    assert study.metric_names == ["val_psnr", "val_colorfulness_ratio"] and len(study.directions) == 2
+    front = sorted(t.number for t in study.best_trials)
+    assert front and all(t.state == TrialState.COMPLETE and len(t.values) == 2 for t in study.trials)
+
+    # The printed table: the front, each member with its two values and its own reproduce command.
+    assert f"Pareto front: {len(front)} of 4 complete trials (maximize val_psnr, maximize val_colorfulness_ratio):" in result.stdout
+    for t in study.trials:
+        row = re.search(rf"^ +{t.number} +{t.values[0]:.4f} +{t.values[1]:.4f} ", result.stdout, re.MULTILINE)
+        command = re.search(rf"^  trial {t.number}: python -m colorize.train .*optimizer.lr={t.params['optimizer.lr']}", result.stdout, re.MULTILINE)
+        assert (row is not None, command is not None) == ((True, True) if t.number in front else (False, False)), t.number
+
+    [parent], children = parent_and_children(tmp_path)
+    assert parent.info.status == "FINISHED" and parent.data.tags["pareto.trials"] == ",".join(map(str, front))
+    assert parent.data.metrics["pareto_trials"] == len(front)
+    plots = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "plots")}
+    assert plots == {"plots/pareto_front.png"}
+    tagged = {int(c.data.tags["optuna.trial"]): c.data.tags["optuna.pareto_front"] for c in children}
+    assert tagged == {n: str(n in front).lower() for n in range(4)}
 
 
 @pytest.mark.slow

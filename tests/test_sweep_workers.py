@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from colorize import tracking
 from colorize.config import register
+from hydra_plugins.colorize_sweeper import stopping
 from tests.conftest import PROJECT
 
 Task = Callable[[dict[str, str]], float]
@@ -283,3 +284,124 @@ def test_passwords_are_masked_in_errors_and_multirun_yaml(tmp_path: Path, make_w
     assert "${oc.env:OPTUNA_STORAGE}" in str(stopped.value) and "secret" not in str(stopped.value)
     saved = (tmp_path / "sweeps" / "run" / "multirun.yaml").read_text()
     assert "secret" not in saved and "postgresql://:***@127.0.0.1:9/optuna" in saved
+
+
+def lr_and_width(params: dict[str, str]) -> tuple[float, float]:
+    return lr_score(params), float(params["model.width"])
+
+
+TWO_OBJECTIVES = ["objective.metric=[val_psnr,val_loss]", "objective.direction=[maximize,minimize]"]
+
+
+SAMPLER_SETTINGS = {
+    "tpe": ["hydra.sweeper.sampler.n_startup_trials=2"],  # past the random start: TPE itself proposes
+    "random": [],
+    "grid": [],  # over choice(1e-3, 3e-3) x width 1, 2
+    "gp": ["hydra.sweeper.sampler.n_startup_trials=2"],
+    "cmaes": [],  # n_startup_trials 1 already
+    "nsgaii": ["hydra.sweeper.sampler.population_size=2"],
+    "nsgaiii": ["hydra.sweeper.sampler.population_size=2"],
+    "qmc": [],
+}
+
+
+@pytest.mark.parametrize(
+    "sampler, objectives",
+    [(sampler, n) for sampler in SAMPLER_SETTINGS for n in (1, 2) if (sampler, n) != ("cmaes", 2)],  # refused: the test below
+)
+def test_every_sampler_searches_the_smoke_space_seeded(tmp_path: Path, make_worker, sampler: str, objectives: int) -> None:
+    chosen = [f"hydra/sweeper/sampler={sampler}", "hydra.sweeper.sampler.seed=3", "hydra.sweeper.n_trials=4", *SAMPLER_SETTINGS[sampler]]
+    chosen += TWO_OBJECTIVES if objectives == 2 else []
+    for name in ("a", "b"):
+        worker = make_worker(*chosen, f"hydra.sweeper.study_name={name}", task=lr_and_width if objectives == 2 else lr_score)
+        worker.sweep(["optimizer.lr=choice(1e-3,3e-3)"] if sampler == "grid" else [])
+    found = [study(tmp_path, name).get_trials() for name in ("a", "b")]
+    assert [t.state for t in found[0]] == [TrialState.COMPLETE] * 4
+    assert len({tuple(sorted(t.params.items())) for t in found[0]}) == 4  # no point tried twice (the grid has exactly 4)
+    assert [t.params for t in found[0]] == [t.params for t in found[1]]  # the seed makes it reproducible
+
+
+@pytest.mark.parametrize(
+    "settings, arguments, line",
+    [
+        (["hydra/sweeper/sampler=cmaes", *TWO_OBJECTIVES], [],
+         "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) optimises one objective, not 2: use nsgaii, tpe or gp"),
+        (["hydra/sweeper/sampler=cmaes"], ["optimizer.lr=choice(1e-3,3e-3)", "model.width=choice(1,2)"],
+         "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) searches numeric params only, and every param here is a choice "
+         "(optimizer.lr, model.width): each would be drawn at random; use tpe, gp or grid"),
+        (["hydra/sweeper/pruner=median", *TWO_OBJECTIVES], [],
+         "hydra/sweeper/pruner: Optuna cannot prune a study of 2 objectives; use hydra/sweeper/pruner=none"),
+    ],
+)
+def test_a_sampler_that_cannot_search_the_study_stops_with_one_line(tmp_path: Path, make_worker, settings: list[str], arguments: list[str], line: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker(*settings).sweep(arguments)
+    assert str(stopped.value) == f"colorize: error: {line}"
+    assert not (tmp_path / "sweeps" / "optuna.db").exists()  # refused before the study was made
+
+
+def constant(params: dict[str, str]) -> float:
+    return 1.0  # the first trial is the best; none after it improves
+
+
+def test_patience_ends_the_study_and_a_larger_budget_counts_anew(tmp_path: Path, make_worker, capsys) -> None:
+    make_worker("hydra.sweeper.n_trials=20", "hydra.sweeper.stop.patience=2", task=constant).sweep([])
+    assert len(study(tmp_path).get_trials()) == 3  # the best, then two that did not improve on it
+    reason = "2 finished trials in a row did not improve on trial 0's 1 (hydra.sweeper.stop.patience=2)"
+    assert f"stopped before n_trials: {reason}" in capsys.readouterr().out
+    assert stopping.kept(study(tmp_path)) == {"reason": reason, "n_trials": 20, "finished": 3}
+    make_worker("hydra.sweeper.n_trials=20", task=constant).sweep([])  # the same budget, no stop settings: the decision stands
+    assert len(study(tmp_path).get_trials()) == 3 and reason in capsys.readouterr().out
+    make_worker("hydra.sweeper.n_trials=21", "hydra.sweeper.stop.patience=2", task=constant).sweep([])  # a larger budget goes on
+    assert len(study(tmp_path).get_trials()) == 5
+
+
+def test_a_target_ends_the_study_at_the_first_trial_that_reaches_it(tmp_path: Path, make_worker, capsys) -> None:
+    values = iter([0.1, 0.3, 0.9, 0.2, 0.95, 0.99])
+    make_worker("hydra.sweeper.n_trials=6", "hydra.sweeper.stop.target=0.5", task=lambda params: next(values)).sweep([])
+    assert [t.value for t in study(tmp_path).get_trials()] == [0.1, 0.3, 0.9]
+    assert "stopped before n_trials: trial 2 reached 0.9 (hydra.sweeper.stop.target=0.5)" in capsys.readouterr().out
+    assert Parent.events[-2:] == ["summary", "end FINISHED"]
+
+
+def test_two_workers_stop_on_the_decision_kept_in_the_study(tmp_path: Path, make_worker, monkeypatch) -> None:
+    # One worker has the rule; the other, started without it (another machine's command), stops too.
+    workers = [make_worker("hydra.sweeper.n_trials=30", "hydra.sweeper.stop.patience=3", task=constant), make_worker("hydra.sweeper.n_trials=30", task=constant)]
+    assert run_together(workers, monkeypatch) == [None, None]
+    found = study(tmp_path).get_trials()
+    assert 4 <= len(found) <= 6 and all(t.state == TrialState.COMPLETE for t in found)  # 4, and at most the other's 2 in flight
+    assert Parent.events.count("end FINISHED") == 1
+
+
+def test_stop_settings_need_one_objective(tmp_path: Path, make_worker) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker("hydra.sweeper.stop.patience=3", *TWO_OBJECTIVES).sweep([])
+    assert str(stopped.value) == "colorize: error: hydra.sweeper.stop needs one objective: patience and target compare one value, and this study has 2"
+
+
+def test_enqueued_settings_run_first_and_once_across_a_resume(tmp_path: Path, make_worker) -> None:
+    first = "hydra.sweeper.enqueue=[{optimizer.lr:0.002,model.width:2},{optimizer.lr:5e-4}]"  # the second leaves width to the sampler
+    make_worker("hydra.sweeper.n_trials=3", first).sweep([])
+    found = study(tmp_path).get_trials()
+    assert found[0].params == {"optimizer.lr": 0.002, "model.width": 2}
+    assert found[1].params["optimizer.lr"] == 5e-4 and found[1].params["model.width"] in (1, 2)
+    assert [t.user_attrs.get("colorize.enqueued", False) for t in found] == [True, True, False]
+    make_worker("hydra.sweeper.n_trials=5", first).sweep([])  # the README's resume, the same command
+    found = study(tmp_path).get_trials()
+    assert [t.state for t in found] == [TrialState.COMPLETE] * 5
+    assert [t.user_attrs.get("colorize.enqueued", False) for t in found] == [True, True, False, False, False]
+    assert all(t.params["optimizer.lr"] not in (0.002, 5e-4) for t in found[2:])
+
+
+@pytest.mark.parametrize(
+    "given, line",
+    [
+        ("[{model.depth:2}]", "hydra.sweeper.enqueue[0]: model.depth is not searched (the space: optimizer.lr, model.width)"),
+        ("[{optimizer.lr:1e-3},{model.width:3}]", "hydra.sweeper.enqueue[1]: model.width=3 is outside its search space IntDistribution(high=2, log=False, low=1, step=1)"),
+        ("[{optimizer.lr:1e-3},{optimizer.lr:2e-3}]", "hydra.sweeper.enqueue holds 2 settings, more than n_trials=1"),
+    ],
+)
+def test_enqueued_settings_outside_the_space_stop_with_one_line(tmp_path: Path, make_worker, given: str, line: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        make_worker("hydra.sweeper.n_trials=1", f"hydra.sweeper.enqueue={given}").sweep([])
+    assert str(stopped.value) == f"colorize: error: {line}"

@@ -217,3 +217,38 @@ def test_a_sampler_error_fails_its_trial_with_the_reason(tmp_path: Path) -> None
         "sampling failed: ImportError: the sampler's package is missing" in done.stderr.strip().splitlines()[-1]
     with sqlite3.connect(tmp_path / "broken.db") as db:
         assert db.execute("SELECT state FROM trials").fetchall() == [("FAIL",)]  # not left RUNNING
+
+
+def test_n_jobs_workers_each_get_their_own_cuda_device(tmp_path: Path) -> None:
+    # Two CUDA devices as torch would count them, three workers: devices 0, 1, 0 (round-robin).
+    storage = f"sqlite:///{tmp_path}/devices.db"
+    argv = ["apps/devices.py", "--multirun", f"hydra.sweep.dir={tmp_path}", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=d",
+            "hydra.sweeper.n_jobs=3", "hydra.sweeper.n_trials=9", "step_s=1.0"]
+    code = f"import runpy, sys, torch; torch.cuda.device_count = lambda: 2; sys.argv = {argv!r}; runpy.run_path('apps/devices.py', run_name='__main__')"
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
+    first = subprocess.Popen([sys.executable, "-c", code], cwd=COMPAT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, output[-3000:]
+    handed = {(t.user_attrs["pid"], t.user_attrs["cuda_visible_devices"]) for t in optuna.load_study(study_name="d", storage=storage).get_trials()}
+    workers = {pid for pid, _ in handed}
+    assert len(handed) == len(workers) == 3, handed  # each worker ran trials, always on the one device it was handed
+    assert (first.pid, "0") in handed and sorted(device for pid, device in handed if pid != first.pid) == ["0", "1"]
+    assert "started 2 more worker processes, each on one of 2 CUDA devices" in output
+
+
+@pytest.mark.parametrize("visible, handed", [(None, ["0", "1", "2", "0"]), ("4,6", ["4", "6", "4", "6"]), ("", [None] * 4)])
+def test_workers_are_handed_devices_round_robin(monkeypatch: pytest.MonkeyPatch, visible: str | None, handed: list[str | None]) -> None:
+    import torch
+
+    from hydra_plugins.colorize_sweeper import spawn
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    if visible is not None:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)  # a scheduler's share of the machine
+    devices = spawn.cuda_devices()
+    assert [spawn.device_for(worker, devices) for worker in range(4)] == handed
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert spawn.device_for(1, spawn.cuda_devices()) is None  # one device: nothing to share out, the environment is left alone

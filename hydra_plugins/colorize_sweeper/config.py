@@ -166,6 +166,14 @@ class MlflowConfig:
 
 
 @dataclass
+class StopConfig:
+    """Ends the study before n_trials (stopping.py); one objective only."""
+
+    patience: Optional[int] = None  # finished trials in a row that do not improve on the best value
+    target: Optional[float] = None  # a trial reaching this value (at least it when maximising, at most when minimising)
+
+
+@dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.colorize_sweeper.optuna_sweeper.OptunaSweeper"
     _recursive_: bool = False  # sampler and pruner stay configs: jobs in other processes rebuild the pruner
@@ -173,6 +181,9 @@ class OptunaSweeperConf:
     sampler: Any = MISSING
     pruner: Any = MISSING
     direction: Any = Direction.minimize  # or a list of directions: a multi-objective study
+    # The objectives' names, one per direction (colorize's sweeps: ${objective.metric}): the study
+    # keeps them, and the report, the Pareto plot and optimization_results.yaml show them; null: none
+    metric_names: Optional[Any] = None
     # null: an in-memory study in this process, as in hydra-optuna-sweeper; any Optuna RDB URL
     # (postgresql://, mysql://, sqlite:///) persists it, and workers sharing it share the study.
     storage: Optional[str] = None
@@ -180,6 +191,10 @@ class OptunaSweeperConf:
     n_trials: int = 20  # the study's total of trials run (not those failed by a dead worker), over all workers and reruns
     n_jobs: int = 1  # worker processes on this machine, each running one trial at a time
     max_failure_rate: float = 0.0  # failed trials tolerated, as a share of n_trials (all workers)
+    stop: StopConfig = field(default_factory=StopConfig)  # null keys: run all n_trials
+    # Settings tried first, once per study (e.g. [{optimizer.lr: 1e-3, model.width: 2}]): each a dict
+    # of searched params, a param left out is sampled; a resumed study does not try them again.
+    enqueue: Optional[list[dict[str, Any]]] = None
     params: Optional[dict[str, str]] = None  # key: search space, e.g. tag(log, interval(1e-4, 3e-2))
     custom_search_space: Optional[str] = None  # module.function(cfg, trial) that suggests more params
     mlflow: Optional[MlflowConfig] = None  # null: no parent run

@@ -1,6 +1,6 @@
 """The sampler a worker asks with: the configured one behind a wrapper that knows which trial it is
 sampling (so a sampler error fails that trial instead of leaving it RUNNING), reseeded for every
-trial from the configured seed and the trial's number.
+trial from the configured seed and the trial's number (except the grid sampler, whose seed is its order).
 
 The trial number is unique to the worker that holds the trial, however many workers start at the same
 instant, so seeded workers never propose alike; one worker on a new study proposes the same values on
@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
@@ -59,12 +59,30 @@ class Sampler(BaseSampler):
         self.sampler.reseed_rng()
 
 
-def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[Sampler, Optional[int]]:
-    """The sampler, and the grid's size for a grid sampler (None otherwise). Keys left null keep
-    Optuna's defaults (TPE: multivariate, constant liar)."""
-    settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if v is not None}
-    if settings["_target_"].endswith("MOTPESampler"):
+def check_fit(target: str, space: dict[str, BaseDistribution], n_objectives: int) -> None:
+    """Stop with one line when the sampler cannot search this space or this many objectives, rather
+    than fail every trial (CMA-ES raises on a study of several objectives) or quietly search at
+    random (CMA-ES draws choice(...) params from its independent sampler, so a space of choices only
+    is never modelled). An empty space is extended by custom_search_space: nothing to judge yet."""
+    name = target.rsplit(".", 1)[-1]
+    if name == "MOTPESampler":
         raise ColorizeError("hydra/sweeper/sampler=motpe: Optuna 4 removed MOTPESampler; use tpe, which handles several objectives")
+    if name != "CmaEsSampler":
+        return  # tpe, random, gp, qmc, nsgaii, nsgaiii take any space and any number of objectives; grid: grid_values
+    if n_objectives > 1:
+        raise ColorizeError(f"hydra/sweeper/sampler=cmaes ({target}) optimises one objective, not {n_objectives}: use nsgaii, tpe or gp")
+    if space and all(isinstance(d, CategoricalDistribution) for d in space.values()):
+        choices = ", ".join(space)
+        raise ColorizeError(
+            f"hydra/sweeper/sampler=cmaes ({target}) searches numeric params only, and every param here is a choice ({choices}): "
+            "each would be drawn at random; use tpe, gp or grid"
+        )
+
+
+def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[Sampler, Optional[int]]:
+    """The sampler (check_fit first), and the grid's size for a grid sampler (None otherwise). Keys
+    left null keep Optuna's defaults (TPE: multivariate, constant liar)."""
+    settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if v is not None}
     seed = settings.pop("seed", None)
     grid: Optional[dict[str, list]] = None
     if settings.get("_partial_"):  # the grid sampler takes the space as lists of values
@@ -75,7 +93,12 @@ def build(config: DictConfig, space: dict[str, BaseDistribution]) -> tuple[Sampl
         return sampler if grid is None else sampler(search_space=grid)
 
     try:
-        chosen = Sampler(make, seed)
+        if grid is None:
+            chosen = Sampler(make, seed)
+        else:
+            # Not reseeded: the seed shuffles the grid, and a trial's grid_id indexes that order, so
+            # every trial and worker needs the same one or two ids can name the same point.
+            chosen = Sampler(lambda _: make(seed), None)
     except Exception as error:
         raise ColorizeError(f"hydra.sweeper.sampler ({settings['_target_']}): {one_line(error)}") from None
     return chosen, None if grid is None else math.prod(len(values) for values in grid.values())

@@ -70,6 +70,31 @@ def grid_values(key: str, dist: BaseDistribution) -> list:
     raise ColorizeError(f"{key}: the grid sampler needs choice(...) or range(...), not {dist}")
 
 
+def enqueued(points: list[Any], space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """hydra.sweeper.enqueue's points, checked against the space (a param that is not searched, or a
+    value outside its range or choices, is one line) and typed as the space's (an int for an int param)."""
+    checked = []
+    for index, point in enumerate(points):
+        if not isinstance(point, dict):
+            raise ColorizeError(f"hydra.sweeper.enqueue[{index}]={point!r}: give a dict of params, e.g. {{optimizer.lr: 1e-3}}")
+        typed = {}
+        for key, value in point.items():
+            if key not in space:
+                raise ColorizeError(f"hydra.sweeper.enqueue[{index}]: {key} is not searched (the space: {', '.join(space)})")
+            dist = space[key]
+            if isinstance(dist, FloatDistribution) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = float(value)
+            try:
+                inside = dist._contains(dist.to_internal_repr(value))
+            except (ValueError, TypeError):
+                inside = False
+            if not inside or (isinstance(dist, IntDistribution) and not isinstance(value, int)):
+                raise ColorizeError(f"hydra.sweeper.enqueue[{index}]: {key}={value!r} is outside its search space {dist}")
+            typed[key] = value
+        checked.append(typed)
+    return checked
+
+
 def edge_points(space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:
     """Points that together hold every bound of every numeric dimension and every choice: the first
     takes all lows and first choices, the others all highs and the following choices. Checking them

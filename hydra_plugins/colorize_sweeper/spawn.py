@@ -4,14 +4,19 @@ global state, cloudpickled. The child re-creates this sweeper from that config a
 worker loop, so it does not depend on how this process was started (a script, `python -m`, a test,
 a notebook). Each child is its own interpreter: trials stay as isolated as in separate commands.
 
+On a machine with several CUDA devices each worker gets its own, round-robin when workers outnumber
+them, through CUDA_VISIBLE_DEVICES (read by CUDA, so by any app): a child's is set when it starts,
+worker 0's in its own process before its first trial. An app then sees one device, `cuda:0`.
+
     python -m hydra_plugins.colorize_sweeper.spawn <payload file> <worker number>
 """
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import cloudpickle
 from hydra.core.hydra_config import HydraConfig
@@ -24,16 +29,54 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 PAYLOAD = ".workers.pkl"  # in the sweep dir, owner-only (it holds the config, storage URL included), removed at the end
+VISIBLE = "CUDA_VISIBLE_DEVICES"
 
 
-def start(n_jobs: int, sweep_dir: Path, context: HydraContext, config: DictConfig, task: TaskFunction, arguments: list[str]) -> list[subprocess.Popen]:
-    """n_jobs - 1 more processes running this sweep's worker loop on the same study."""
+def cuda_devices() -> list[str]:
+    """The CUDA devices this process may hand out: CUDA_VISIBLE_DEVICES's when set (a scheduler's
+    share of the machine), else torch's count, which asks NVML and leaves CUDA uninitialised, so the
+    variable still takes effect in this process afterwards. None without torch."""
+    if VISIBLE in os.environ:
+        return [device.strip() for device in os.environ[VISIBLE].split(",") if device.strip()]
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
+def device_for(worker: int, devices: list[str]) -> Optional[str]:
+    """Worker `worker`'s CUDA device, round-robin; None with fewer than two (nothing to share out)."""
+    return devices[worker % len(devices)] if len(devices) > 1 else None
+
+
+def pin_this_process(devices: list[str]) -> None:
+    """Worker 0's device, set in this process before its first trial."""
+    device = device_for(0, devices)
+    if device is None:
+        return
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        log.warning("CUDA is already initialised in this process: worker 0 keeps all %d devices, the other workers one each", len(devices))
+        return
+    os.environ[VISIBLE] = device
+    log.info("worker 0 on CUDA device %s", device)
+
+
+def start(n_jobs: int, sweep_dir: Path, context: HydraContext, config: DictConfig, task: TaskFunction, arguments: list[str], devices: list[str]) -> list[subprocess.Popen]:
+    """n_jobs - 1 more processes running this sweep's worker loop on the same study, each on its
+    device of `devices` (device_for) when there are several."""
     payload = sweep_dir / PAYLOAD
     job = cloudpickle.dumps((context, config, task, Singleton.get_state(), arguments, sys.orig_argv))
     payload.touch(mode=0o600)
     payload.write_bytes(cloudpickle.dumps((sys.path, job)))  # the path first: unpickling the job imports the task's modules
-    processes = [subprocess.Popen([sys.executable, "-m", __name__, str(payload), str(k)]) for k in range(1, n_jobs)]
-    log.info("started %d more worker processes", len(processes))
+    processes = []
+    for worker in range(1, n_jobs):
+        device = device_for(worker, devices)
+        environment = os.environ if device is None else {**os.environ, VISIBLE: device}
+        processes.append(subprocess.Popen([sys.executable, "-m", __name__, str(payload), str(worker)], env=environment))
+    placed = "" if device_for(0, devices) is None else f", each on one of {len(devices)} CUDA devices"
+    log.info("started %d more worker processes%s", len(processes), placed)
     return processes
 
 

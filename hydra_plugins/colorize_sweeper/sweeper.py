@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from colorize import sweeping
 from colorize.errors import ColorizeError, one_line
-from hydra_plugins.colorize_sweeper import report, sampler, space, spawn, trial, workers
+from hydra_plugins.colorize_sweeper import report, sampler, space, spawn, stopping, trial, workers
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ PASSWORD = re.compile(r"(//[^:/@]*:)[^@]+@")  # the user may be empty: postgresq
 PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store the parent run's id
 CLOSED = "colorize.parent_closed"  # study system attribute prefix of the close claim
 ADOPTED = "colorize.parent_adopted"  # study system attribute: who makes the parent when its creator died
+ENQUEUED = "colorize.enqueued"  # study system attribute: hydra.sweeper.enqueue was done; trial user attribute: an enqueued trial
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -57,11 +59,16 @@ class OptunaSweeperImpl(Sweeper):
         check: Optional[str] = None,
         register: Optional[str] = None,
         trial_id: Optional[int] = None,  # a job's own key (trial.py); the sweeper sets it, never reads it
+        metric_names: Optional[Any] = None,
+        stop: Optional[DictConfig] = None,
+        enqueue: Optional[ListConfig] = None,
     ) -> None:
         self.sampler_config = sampler
         self.pruner_config = pruner
         given = direction if isinstance(direction, (list, tuple, ListConfig)) else [direction]
         self.directions = [d.name if hasattr(d, "name") else str(d) for d in given]
+        named = metric_names if isinstance(metric_names, (list, tuple, ListConfig)) else [metric_names]
+        self.metric_names = None if metric_names is None else [str(name) for name in named]
         self.storage_url = storage
         self.study_name = study_name
         self.n_trials = n_trials
@@ -74,6 +81,8 @@ class OptunaSweeperImpl(Sweeper):
         self.worker = worker
         self.check = check
         self.register = register
+        self.stop = stop or {}
+        self.enqueue = [] if enqueue is None else OmegaConf.to_container(enqueue, resolve=True)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -92,7 +101,11 @@ class OptunaSweeperImpl(Sweeper):
         extend = self._extender()
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         searched, fixed = space.parse(dict(self.params), arguments, parser, allow_empty=extend is not None)
-        self._check_points(searched, fixed)
+        sampler.check_fit(self.sampler_config._target_, searched, len(self.directions))
+        first = space.enqueued(self.enqueue, searched)
+        if len(first) > self.n_trials:
+            raise ColorizeError(f"hydra.sweeper.enqueue holds {len(first)} settings, more than n_trials={self.n_trials}")
+        self._check_points(searched, fixed, first)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self._save_multirun(sweep_dir / "multirun.yaml")
@@ -100,11 +113,16 @@ class OptunaSweeperImpl(Sweeper):
         storage = optuna.storages.InMemoryStorage() if self.storage_url is None else sweeping.open_storage(self.storage_url)
         study, created = self._study(storage, searched)
         name = study.study_name
+        # Claimed before enqueuing: once per study, whichever worker or rerun comes first.
+        if first and workers.claim(storage, study._study_id, ENQUEUED):
+            for point in first:
+                study.enqueue_trial(point, user_attrs={ENQUEUED: True})
+            log.info("study %s: %d enqueued settings go first", name, len(first))
         if self.storage_url is None:
             trial.MEMORY[name] = storage  # jobs in this process reach it through trial.current()
         worker = workers.Worker(
             study, storage, searched, self.n_trials, self.max_failure_rate, self.heartbeat_interval, self._lost,
-            None if extend is None else (lambda asked: extend(self.config, asked)),
+            None if extend is None else (lambda asked: extend(self.config, asked)), self.rule,
         )
         finished = worker.counts()[0]
         parent, reopened_from = self._parent_run(study, storage, created, searched, fixed, will_run=finished < self.n_trials)
@@ -112,7 +130,9 @@ class OptunaSweeperImpl(Sweeper):
         log.info("study %s in %s: %d of %d trials run; sweep dir %s", name, where, finished, self.n_trials, sweep_dir)
         processes = []
         if self.worker == 0 and self.n_jobs > 1:
-            processes = spawn.start(self.n_jobs, sweep_dir, self.hydra_context, self.config, self.task_function, arguments)
+            devices = spawn.cuda_devices()
+            spawn.pin_this_process(devices)
+            processes = spawn.start(self.n_jobs, sweep_dir, self.hydra_context, self.config, self.task_function, arguments, devices)
         status = "FAILED"
         try:
             mine = worker.run(lambda asked: self._run_one(study, storage, asked, fixed))
@@ -151,6 +171,17 @@ class OptunaSweeperImpl(Sweeper):
                 f"hydra.sweeper.n_jobs={self.n_jobs} needs a storage all workers share: set hydra.sweeper.storage "
                 "(e.g. sqlite:///optuna.db); null is an in-memory study in one process"
             )
+        if self.metric_names is not None and len(self.metric_names) != len(self.directions):
+            raise ColorizeError(
+                f"hydra.sweeper.metric_names names {len(self.metric_names)} objectives ({', '.join(self.metric_names)}) "
+                f"but hydra.sweeper.direction has {len(self.directions)}: give one name per direction"
+            )
+        self.rule = stopping.Rule.from_settings(self.stop, self.directions)
+        if len(self.directions) > 1 and self.register is not None:
+            raise ColorizeError(
+                f"hydra.sweeper.register={self.register} registers the best trial's model, and a study of "
+                f"{len(self.directions)} objectives has a Pareto front instead: register a front member with tracking.register"
+            )
         if len(self.directions) > 1 and not self.pruner_config._target_.endswith("NopPruner"):
             raise ColorizeError(
                 f"hydra/sweeper/pruner: Optuna cannot prune a study of {len(self.directions)} objectives; use hydra/sweeper/pruner=none"
@@ -166,11 +197,12 @@ class OptunaSweeperImpl(Sweeper):
         except Exception as error:
             raise ColorizeError(f"hydra.sweeper.custom_search_space={self.custom_search_space}: {one_line(error)}") from None
 
-    def _check_points(self, searched: dict[str, BaseDistribution], fixed: dict[str, str]) -> None:
-        """Compose the job config at the space's edges with the fixed overrides, as the launcher will,
-        and pass it to hydra.sweeper.check: a value no trial can use stops the sweep before the first."""
+    def _check_points(self, searched: dict[str, BaseDistribution], fixed: dict[str, str], first: list[dict[str, Any]]) -> None:
+        """Compose the job config at the space's edges and at the enqueued settings with the fixed
+        overrides, as the launcher will, and pass it to hydra.sweeper.check: a value no trial can use
+        stops the sweep before the first."""
         check = get_method(self.check) if self.check else None
-        for point in space.edge_points(searched):
+        for point in [*space.edge_points(searched), *first]:
             given = space.overrides(point)
             try:
                 job = self.hydra_context.config_loader.load_sweep_config(self.config, [*fixed.values(), *given])
@@ -206,6 +238,10 @@ class OptunaSweeperImpl(Sweeper):
             # Only one worker can create the study (unique name): that one creates the parent run.
             study = optuna.create_study(storage=storage, study_name=name, sampler=chosen, pruner=pruner, directions=self.directions)
             created = True
+            if self.metric_names is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
+                    study.set_metric_names(self.metric_names)
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage, sampler=chosen, pruner=pruner)
             created = False
@@ -214,6 +250,12 @@ class OptunaSweeperImpl(Sweeper):
                 raise ColorizeError(
                     f"study {name} in {masked(self.storage_url)} is to {' and '.join(found)}, "
                     f"not {' and '.join(self.directions)}: set hydra.sweeper.study_name to start a new one"
+                ) from None
+            kept = study.metric_names
+            if self.metric_names is not None and kept is not None and kept != self.metric_names:
+                raise ColorizeError(
+                    f"study {name} in {masked(self.storage_url)} optimises {', '.join(kept)}, "
+                    f"not {', '.join(self.metric_names)}: set hydra.sweeper.study_name to start a new one"
                 ) from None
         study.set_user_attr(trial.PRUNER, OmegaConf.to_container(self.pruner_config, resolve=True))
         return study, created
@@ -258,6 +300,7 @@ class OptunaSweeperImpl(Sweeper):
             "sampler": self.sampler_config._target_.rsplit(".", 1)[-1],
             "pruner": self.pruner_config._target_.rsplit(".", 1)[-1],
             "direction": ",".join(self.directions),
+            **({"metric_names": ",".join(self.metric_names)} if self.metric_names else {}),
             **{f"space.{key}": repr(dist) for key, dist in searched.items()},
             **{f"fixed.{key}": value for key, value in fixed.items()},
         }
@@ -278,7 +321,7 @@ class OptunaSweeperImpl(Sweeper):
                 return  # other workers' trials run: the last of them closes it
             won = workers.claim(storage, study._study_id, f"{CLOSED}.{len(study.get_trials(deepcopy=False))}")
             if won and status == "FINISHED":
-                summary = report.summarize(study, fixed)
+                summary = report.summarize(study, fixed, self.n_trials)
                 if summary is None:
                     status = "FAILED"
                 else:
@@ -294,7 +337,7 @@ class OptunaSweeperImpl(Sweeper):
     def _register_best(self, parent: Any, study: optuna.Study) -> None:
         """hydra.sweeper.register: the best trial's logged model as the next version of that registered
         model, alias champion. A task that logs no model is told in a warning; nothing is registered."""
-        if self.register is None or self.mlflow is None or len(study.directions) > 1:
+        if self.register is None or self.mlflow is None:
             return
         from colorize import tracking
 

@@ -10,7 +10,7 @@ the same study; the storage is the only coordination:
   worker died, before or after its first beat), so a dead worker's trial is replaced and no worker
   waits without a deadline;
 - the failure budget counts the study's failed trials, all workers together;
-- a worker stops once the budget is reached and nothing runs.
+- a worker stops once the budget is reached, or the study stopped early (stopping.py), and nothing runs.
 An in-memory study (storage null) has one worker: no heartbeats, nothing to go stale.
 """
 
@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from colorize import sweeping
 from colorize.errors import ColorizeError, one_line
+from hydra_plugins.colorize_sweeper import stopping
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,10 @@ class Worker:
         heartbeat_interval: float,
         on_lost: Lost,
         extend: Optional[Extend] = None,
+        rule: Optional[stopping.Rule] = None,
     ) -> None:
         self.extend = extend  # hydra.sweeper.custom_search_space, called after the space is sampled
+        self.rule = rule  # hydra.sweeper.stop
         self.study = study
         self.storage = storage
         self.space = space
@@ -156,16 +159,32 @@ class Worker:
                 f"last: trial {last.number}: {last.user_attrs.get(sweeping.REASON, 'no reason recorded')}"
             )
 
+    def stop_reason(self) -> Optional[str]:
+        """Why the study stops before its budget: a decision kept in the study under this budget or a
+        larger one, else this worker's rule, kept in the study when it is met."""
+        reason = stopping.standing(self.study, self.n_trials)
+        if reason is not None or self.rule is None:
+            return reason
+        earlier = stopping.kept(self.study)  # made under a smaller budget: patience counts anew after it
+        finished = sorted((t for t in self.study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.datetime_complete)
+        reason = self.rule.reason(finished, since=earlier["finished"] if earlier else 0)
+        if reason is not None:
+            stopping.keep(self.study, reason, self.n_trials, len(finished))
+            log.info("study %s stops: %s", self.study.study_name, reason)
+        return reason
+
     def run(self, launch: Callable[[optuna.Trial], TrialState]) -> Counter:
-        """Trials until the study's budget is reached and nothing runs; the states of this worker's trials."""
+        """Trials until the study's budget is reached, or it stopped early, and nothing runs; the
+        states of this worker's trials."""
         mine: Counter = Counter()
         while True:
             self.fail_stale()
             self.check_failures()  # first: the trial that used up the budget may be one failure too many
             finished, running = self.counts()
-            if finished >= self.n_trials and running == 0:
+            stopped = self.stop_reason() is not None
+            if (finished >= self.n_trials or stopped) and running == 0:
                 return mine
-            if finished + running >= self.n_trials:
+            if stopped or finished + running >= self.n_trials:
                 time.sleep(POLL_S)  # the rest are running elsewhere; if one dies, this worker replaces it
                 continue
             state = self.run_one(launch)

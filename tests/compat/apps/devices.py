@@ -1,0 +1,22 @@
+# An app of this project's compatibility suite: it records the CUDA device its worker was handed
+# (CUDA_VISIBLE_DEVICES) and the worker's process id on its trial.
+import os
+import time
+
+import hydra
+from omegaconf import DictConfig
+
+from hydra_plugins.colorize_sweeper.trial import current
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def device(cfg: DictConfig) -> float:
+    trial = current()
+    trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    trial.set_user_attr("pid", os.getpid())  # the basic launcher runs a trial in its worker's process
+    time.sleep(cfg.step_s)
+    return (cfg.x - 2) ** 2
+
+
+if __name__ == "__main__":
+    device()
