@@ -25,8 +25,8 @@ from torch import nn
 from colorize.errors import ColorizeError, first_line
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
-# MLflow 3 records an experiment's kind in this tag; its UI opened experiments of this kind on the
-# training runs (releases from 3.17 follow the sidebar's GenAI / Model training switch instead).
+# MLflow 3 records an experiment's kind in this tag. The 3.17 UI does not read it to pick its GenAI or
+# Model training pages (the address's workflowType, else the browser's sidebar switch): README.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
