@@ -225,7 +225,7 @@ def test_n_jobs_workers_each_get_their_own_cuda_device(tmp_path: Path) -> None:
     argv = ["apps/devices.py", "--multirun", f"hydra.sweep.dir={tmp_path}", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=d",
             "hydra.sweeper.n_jobs=3", "hydra.sweeper.n_trials=9", "step_s=1.0"]
     code = f"import runpy, sys, torch; torch.cuda.device_count = lambda: 2; sys.argv = {argv!r}; runpy.run_path('apps/devices.py', run_name='__main__')"
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")}
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
     first = subprocess.Popen([sys.executable, "-c", code], cwd=COMPAT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = first.communicate(timeout=300)[0]
@@ -235,6 +235,8 @@ def test_n_jobs_workers_each_get_their_own_cuda_device(tmp_path: Path) -> None:
     assert len(handed) == len(workers) == 3, handed  # each worker ran trials, always on the one device it was handed
     assert (first.pid, "0") in handed and sorted(device for pid, device in handed if pid != first.pid) == ["0", "1"]
     assert "started 2 more worker processes, each on one of 2 CUDA devices" in output
+    threads = {t.user_attrs["threads"] for t in optuna.load_study(study_name="d", storage=storage).get_trials()}
+    assert threads == {max(1, len(os.sched_getaffinity(0)) // 3)}  # the cores shared out, not one thread per core each
 
 
 @pytest.mark.parametrize("visible, handed", [(None, ["0", "1", "2", "0"]), ("4,6", ["4", "6", "4", "6"]), ("", [None] * 4)])

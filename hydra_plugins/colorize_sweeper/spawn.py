@@ -7,6 +7,10 @@ a notebook). Each child is its own interpreter: trials stay as isolated as in se
 On a machine with several CUDA devices each worker gets its own, round-robin when workers outnumber
 them, through CUDA_VISIBLE_DEVICES (read by CUDA, so by any app): a child's is set when it starts,
 worker 0's in its own process before its first trial. An app then sees one device, `cuda:0`.
+The CPU cores are shared out too: each worker gets cores / n_jobs threads (OMP_NUM_THREADS, and
+torch.set_num_threads in worker 0), unless OMP_NUM_THREADS is set already. Left alone, each PyTorch
+process starts one thread per core, and K of them on the same cores spin against each other (two
+sweeps on 2 cores trained 10x slower than one).
 
     python -m hydra_plugins.colorize_sweeper.spawn <payload file> <worker number>
 """
@@ -30,6 +34,14 @@ log = logging.getLogger(__name__)
 
 PAYLOAD = ".workers.pkl"  # in the sweep dir, owner-only (it holds the config, storage URL included), removed at the end
 VISIBLE = "CUDA_VISIBLE_DEVICES"
+THREADS = "OMP_NUM_THREADS"
+
+
+def thread_share(n_jobs: int) -> Optional[int]:
+    """Each worker's CPU threads: this process's cores shared out; None when OMP_NUM_THREADS is set."""
+    if THREADS in os.environ:
+        return None
+    return max(1, len(os.sched_getaffinity(0)) // n_jobs)
 
 
 def cuda_devices() -> list[str]:
@@ -50,8 +62,12 @@ def device_for(worker: int, devices: list[str]) -> Optional[str]:
     return devices[worker % len(devices)] if len(devices) > 1 else None
 
 
-def pin_this_process(devices: list[str]) -> None:
-    """Worker 0's device, set in this process before its first trial."""
+def pin_this_process(devices: list[str], threads: Optional[int]) -> None:
+    """Worker 0's device and threads, set in this process before its first trial."""
+    if threads is not None:
+        os.environ[THREADS] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
     device = device_for(0, devices)
     if device is None:
         return
@@ -63,9 +79,11 @@ def pin_this_process(devices: list[str]) -> None:
     log.info("worker 0 on CUDA device %s", device)
 
 
-def start(n_jobs: int, sweep_dir: Path, context: HydraContext, config: DictConfig, task: TaskFunction, arguments: list[str], devices: list[str]) -> list[subprocess.Popen]:
+def start(
+    n_jobs: int, sweep_dir: Path, context: HydraContext, config: DictConfig, task: TaskFunction, arguments: list[str], devices: list[str], threads: Optional[int]
+) -> list[subprocess.Popen]:
     """n_jobs - 1 more processes running this sweep's worker loop on the same study, each on its
-    device of `devices` (device_for) when there are several."""
+    device of `devices` (device_for) when there are several, and with `threads` CPU threads."""
     payload = sweep_dir / PAYLOAD
     job = cloudpickle.dumps((context, config, task, Singleton.get_state(), arguments, sys.orig_argv))
     payload.touch(mode=0o600)
@@ -73,7 +91,7 @@ def start(n_jobs: int, sweep_dir: Path, context: HydraContext, config: DictConfi
     processes = []
     for worker in range(1, n_jobs):
         device = device_for(worker, devices)
-        environment = os.environ if device is None else {**os.environ, VISIBLE: device}
+        environment = {**os.environ, **({} if threads is None else {THREADS: str(threads)}), **({} if device is None else {VISIBLE: device})}
         processes.append(subprocess.Popen([sys.executable, "-m", __name__, str(payload), str(worker)], env=environment))
     placed = "" if device_for(0, devices) is None else f", each on one of {len(devices)} CUDA devices"
     log.info("started %d more worker processes%s", len(processes), placed)

@@ -130,9 +130,9 @@ class OptunaSweeperImpl(Sweeper):
         log.info("study %s in %s: %d of %d trials run; sweep dir %s", name, where, finished, self.n_trials, sweep_dir)
         processes = []
         if self.worker == 0 and self.n_jobs > 1:
-            devices = spawn.cuda_devices()
-            spawn.pin_this_process(devices)
-            processes = spawn.start(self.n_jobs, sweep_dir, self.hydra_context, self.config, self.task_function, arguments, devices)
+            devices, threads = spawn.cuda_devices(), spawn.thread_share(self.n_jobs)
+            spawn.pin_this_process(devices, threads)
+            processes = spawn.start(self.n_jobs, sweep_dir, self.hydra_context, self.config, self.task_function, arguments, devices, threads)
         status = "FAILED"
         try:
             mine = worker.run(lambda asked: self._run_one(study, storage, asked, fixed))
