@@ -37,6 +37,19 @@ def test_colorfulness_of_known_images() -> None:
     assert scores(half_red * 0.5, half_red)["colorfulness_ratio"] == pytest.approx(0.5, rel=1e-5)
 
 
+def test_colorfulness_gap_is_per_image_and_mean_ab_close_counts_casts() -> None:
+    red, gray = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    red[:, 0] = 1
+    truth, swapped = torch.cat([red, gray]), torch.cat([gray, red])
+    result = scores(swapped, truth)
+    assert result["colorfulness_ratio"] == pytest.approx(1, rel=1e-5)  # the same colour over the set...
+    assert result["colorfulness_gap"] == pytest.approx(colorfulness(red).item(), rel=1e-5)  # ...on the wrong images
+    assert result["mean_ab_close"] == 0  # both images' overall colour is far off
+    tinted = truth.clone()
+    tinted[1, 2] += 0.02  # a faint blue cast on the gray image: about 5 b* units
+    assert scores(tinted, truth)["mean_ab_close"] == 1
+
+
 def test_ssim_matches_scikit_image() -> None:
     rng = np.random.default_rng(0)
     truth = rng.random((3, 32, 32)).astype(np.float32)
