@@ -131,8 +131,9 @@ def resolve(source: str, tracking_uri: str) -> Path:
     return Path(source)
 
 
-def load_model(source: str, tracking_uri: str) -> tuple[Colorizer, dict[str, Any]]:
-    """A trained model in eval mode and its resolved training config."""
+def load_model(source: str, tracking_uri: str, temperature: Optional[float] = None) -> tuple[Colorizer, dict[str, Any]]:
+    """A trained model in eval mode and its resolved training config; a bins model read out at
+    `temperature` when given (the read-out is not trained, so it may change)."""
     state = read(resolve(source, tracking_uri))
     if "model" not in state or "config" not in state:
         raise ColorizeError(f"checkpoint {source} has no model state or config: not written by colorize.train")
@@ -141,4 +142,8 @@ def load_model(source: str, tracking_uri: str) -> tuple[Colorizer, dict[str, Any
         model.load_state_dict(state["model"])
     except RuntimeError as error:  # missing, unexpected or mis-shaped weights
         raise ColorizeError(f"checkpoint {source}: its weights do not fit the model in its config ({first_line(error)})") from None
+    if temperature is not None:
+        if not model.bins:
+            raise ColorizeError(f"temperature={temperature}: checkpoint {source} regresses its colour (model.bins=0); only a bins model has a read-out temperature")
+        model.temperature = temperature
     return model.eval(), state["config"]

@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from colorize import cli
-from colorize.config import Resolution, register, require
+from colorize.config import Resolution, check, register, require
 from colorize.errors import ColorizeError, one_line
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def colorize(cfg: DictConfig) -> int:
         input="<image file or folder>",
         output="<folder for the PNGs>",
     )
+    check(cfg)
     from tqdm import tqdm
 
     from colorize import checkpoint, data
@@ -80,7 +81,7 @@ def colorize(cfg: DictConfig) -> int:
     files = [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
     targets = output_paths(files, source, Path(cfg.output))
     device = pick_device(cfg.device, key="device")
-    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri)
+    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri, cfg.temperature)
     model = model.to(device)
     size = trained["data"]["image_size"]  # the resolution the model was trained at
     if cfg.resolution == Resolution.native and model.fixed_size is not None:

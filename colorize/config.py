@@ -206,6 +206,7 @@ class EvaluateConfig:
     # command colours it (at `resolution`) and scored against the photo at its own size.
     input: Optional[str] = None
     resolution: Resolution = Resolution.trained
+    temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     batch_size: Optional[int] = None  # images per no-grad batch; null: 1,000 at 32 px, fewer for bigger images
     device: str = "auto"
     output: Optional[str] = None  # the JSON file; None: metrics.json in the Hydra output folder
@@ -219,6 +220,7 @@ class ColorizeConfig:
     input: str = MISSING  # an image file, or a folder searched recursively
     output: str = MISSING  # the folder the PNGs are written to
     resolution: Resolution = Resolution.trained
+    temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     device: str = "auto"
     progress: bool = True
 
@@ -271,6 +273,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("loss.mix", lambda v: 0 < v <= 1, "must be in (0, 1]"),
     ("model.bins", lambda v: v == 0 or v >= 2, "must be 0 (regress the colour) or >= 2"),
     ("model.temperature", lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
+    ("temperature", lambda v: v is None or (math.isfinite(v) and v > 0), "must be finite and > 0"),
     ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
     ("trainer.epochs", lambda v: v >= 1, "must be >= 1"),
     ("data.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)"),
