@@ -115,7 +115,7 @@ def colourise(model: "Colorizer", rgb: np.ndarray, size: int, resolution: Resolu
     view, (h, w) = (rgb, rgb.shape[:2]) if resolution == Resolution.native else net_view(rgb, size, model.fixed_size is not None)
     with torch.no_grad():
         prediction = model.predict(model.inputs(data.from_rgb(view[None], device)))[..., :h, :w]  # without the padding
-        return model.to_rgb(model.inputs(data.from_rgb(rgb[None], device)), prediction, keep_luminance=True)
+        return model.to_rgb(model.inputs(data.from_rgb(rgb[None], device)), prediction, keep_luminance=True, made_from=(h, w))
 
 
 def net_view(rgb: np.ndarray, size: int, fixed: bool) -> tuple[np.ndarray, tuple[int, int]]:

@@ -330,7 +330,7 @@ def check(cfg: DictConfig) -> None:
         raise ColorizeError(f"model.bins={classes} needs model.target=ycbcr: the bins are of Cb and Cr")
     if loss is not None and (classes > 0 if classes is not None else False) != loss.endswith("RebalancedCrossEntropy"):
         raise ColorizeError("model.bins > 0 and loss=bins go together: the bins loss scores the bins, the other losses a regressed colour")
-    if cfg.data is not None and cfg.data.source == DataSource.folder:
+    if OmegaConf.select(cfg, "data") is not None and cfg.data.source == DataSource.folder:
         root = cfg.data.root
         if not root:
             raise ColorizeError("data.root is required for data=folder (a folder of jpg/png images)")

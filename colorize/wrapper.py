@@ -46,8 +46,11 @@ class Colorizer(nn.Module):
         """The net's raw output into the loss space (apart, so a DDP-wrapped net can produce it)."""
         return torch.sigmoid(out) if self.target == Target.rgb else out
 
-    def to_rgb(self, luminance: torch.Tensor, prediction: torch.Tensor, keep_luminance: bool = False) -> torch.Tensor:
-        """RGB in [0, 1] at the luminance's size; a smaller prediction is upsampled bilinearly first.
+    def to_rgb(
+        self, luminance: torch.Tensor, prediction: torch.Tensor, keep_luminance: bool = False, made_from: Optional[tuple[int, int]] = None
+    ) -> torch.Tensor:
+        """RGB in [0, 1] at the luminance's size; a smaller prediction is upsampled bilinearly first
+        (`made_from`: the size of the net's input, when that was not the luminance's: a photo's view).
         A lab or ycbcr model always keeps every pixel of L or of the gray and takes only the colour
         from the net. An rgb model
         returns its own RGB, or with keep_luminance (photos) only its colour: its RGB minus its own
@@ -57,9 +60,10 @@ class Colorizer(nn.Module):
         if self.bins:
             prediction = bins.read_out(prediction, self.temperature)  # before upsampling: 2 channels, not bins^2
         h, w = luminance.shape[-2:]
-        if self.scale > 1 and prediction.shape[-2:] == (-(-h // self.scale), -(-w // self.scale)):
-            # The net's own smaller output: each pixel is the centre of a scale x scale block.
-            prediction = F.interpolate(prediction, scale_factor=self.scale, mode="bilinear", align_corners=False)[..., :h, :w]
+        source_h, source_w = made_from or (h, w)
+        if self.scale > 1 and prediction.shape[-2:] == (-(-source_h // self.scale), -(-source_w // self.scale)):
+            # The net's own smaller output: each pixel is the centre of a scale x scale block of its input.
+            prediction = F.interpolate(prediction, scale_factor=self.scale, mode="bilinear", align_corners=False)[..., :source_h, :source_w]
         if prediction.shape[-2:] != (h, w):
             prediction = F.interpolate(prediction, size=(h, w), mode="bilinear", align_corners=False)
         if self.target == Target.ycbcr:
