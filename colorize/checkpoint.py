@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import torch
 
-from colorize.config import flatten
+from colorize.config import Target, flatten
 from colorize.errors import ColorizeError, first_line, one_line
 from colorize.wrapper import Colorizer, build
 
@@ -131,9 +131,11 @@ def resolve(source: str, tracking_uri: str) -> Path:
     return Path(source)
 
 
-def load_model(source: str, tracking_uri: str, temperature: Optional[float] = None) -> tuple[Colorizer, dict[str, Any]]:
-    """A trained model in eval mode and its resolved training config; a bins model read out at
-    `temperature` when given (the read-out is not trained, so it may change)."""
+def load_model(
+    source: str, tracking_uri: str, temperature: Optional[float] = None, saturation: Optional[float] = None
+) -> tuple[Colorizer, dict[str, Any]]:
+    """A trained model in eval mode and its resolved training config; read out at `temperature`
+    (bins models) and `saturation` (lab, ycbcr) when given: the read-out is not trained."""
     state = read(resolve(source, tracking_uri))
     if "model" not in state or "config" not in state:
         raise ColorizeError(f"checkpoint {source} has no model state or config: not written by colorize.train")
@@ -146,4 +148,8 @@ def load_model(source: str, tracking_uri: str, temperature: Optional[float] = No
         if not model.bins:
             raise ColorizeError(f"temperature={temperature}: checkpoint {source} regresses its colour (model.bins=0); only a bins model has a read-out temperature")
         model.temperature = temperature
+    if saturation is not None:
+        if model.target == Target.rgb:
+            raise ColorizeError(f"saturation={saturation}: checkpoint {source} predicts RGB; only lab and ycbcr models predict a colour to scale")
+        model.saturation = saturation
     return model.eval(), state["config"]

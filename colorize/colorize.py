@@ -81,7 +81,7 @@ def colorize(cfg: DictConfig) -> int:
     files = [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
     targets = output_paths(files, source, Path(cfg.output))
     device = pick_device(cfg.device, key="device")
-    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri, cfg.temperature)
+    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri, cfg.temperature, cfg.saturation)
     model = model.to(device)
     size = trained["data"]["image_size"]  # the resolution the model was trained at
     if cfg.resolution == Resolution.native and model.fixed_size is not None:

@@ -73,7 +73,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     from colorize.metrics import baselines, evaluate
 
     device = pick_device(cfg.device, key="device")
-    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri, cfg.temperature)
+    model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri, cfg.temperature, cfg.saturation)
     if cfg.input:
         return evaluate_photos(cfg, model.to(device), trained, device)
     # The data the model was trained on, unless the command line names other data.

@@ -15,11 +15,12 @@ from colorize.data import Images
 
 
 class Colorizer(nn.Module):
-    def __init__(self, net: nn.Module, target: Target, bins: int = 0, temperature: float = 1.0) -> None:
+    def __init__(self, net: nn.Module, target: Target, bins: int = 0, temperature: float = 1.0, saturation: float = 1.0) -> None:
         super().__init__()
         self.net = net
         self.target = target
         self.bins, self.temperature = bins, temperature  # bins > 0: the net scores chroma bins (colorize.bins)
+        self.saturation = saturation  # the predicted colour is multiplied by this when read out (lab, ycbcr)
         self.scale = 2 ** getattr(net, "out_level", 0)  # the net's output is this many times smaller than its input
         self.lab = target == Target.lab
         self.fixed_size: Optional[int] = getattr(net, "image_size", None)  # None: fully convolutional
@@ -59,6 +60,8 @@ class Colorizer(nn.Module):
             prediction = prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True)
         if self.bins:
             prediction = bins.read_out(prediction, self.temperature)  # before upsampling: 2 channels, not bins^2
+        if self.saturation != 1 and self.target != Target.rgb:
+            prediction = prediction * self.saturation
         h, w = luminance.shape[-2:]
         source_h, source_w = made_from or (h, w)
         if self.scale > 1 and prediction.shape[-2:] == (-(-source_h // self.scale), -(-source_w // self.scale)):
@@ -80,7 +83,7 @@ def build(model_config: Mapping[str, Any]) -> Colorizer:
     """A Colorizer from the `model` config: `_target_` picks the net, `target` the colour space."""
     params = dict(model_config)
     target = Target(params.pop("target", Target.rgb))
-    classes, temperature = params.pop("bins", 0), params.pop("temperature", 1.0)
+    classes, temperature, saturation = params.pop("bins", 0), params.pop("temperature", 1.0), params.pop("saturation", 1.0)
     net = instantiate(params, out_channels=classes**2 if classes else 3 if target == Target.rgb else 2)
     if target == Target.ycbcr:
         # Zero chroma (equal scores for every bin, whose centres average to zero) is the gray copy: a last layer at zero starts training from it. Its weights
@@ -88,7 +91,7 @@ def build(model_config: Mapping[str, Any]) -> Colorizer:
         last = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-    return Colorizer(net, target, classes, temperature)
+    return Colorizer(net, target, classes, temperature, saturation)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -78,13 +78,17 @@ def test_evaluate_scores_each_photo_at_its_own_size_against_the_gray_copy(tiny_c
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [f"colorize: error: input: {unreadable} cannot be read as an image"]
 
 
-def test_a_bins_model_is_read_out_at_the_temperature_asked_for(tiny_checkpoint, tmp_path: Path) -> None:
+def test_a_model_is_read_out_at_the_temperature_and_saturation_asked_for(tiny_checkpoint, tmp_path: Path) -> None:
     ckpt = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2", "model.target=ycbcr", "model.bins=4", "loss=bins")
     model, _ = checkpoint.load_model(str(ckpt), "", temperature=0.1)
     assert model.temperature == 0.1
     plain = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2", "model.target=ycbcr")
     result = run_cli("evaluate", tmp_path, f"checkpoint={plain}", "temperature=0.5")
     assert result.returncode == 1 and "only a bins model has a read-out temperature" in result.stderr.strip().splitlines()[-1]
+    assert checkpoint.load_model(str(plain), "", saturation=1.5)[0].saturation == 1.5
+    rgb = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2")
+    result = run_cli("evaluate", tmp_path, f"checkpoint={rgb}", "saturation=1.5")
+    assert result.returncode == 1 and "only lab and ycbcr models predict a colour to scale" in result.stderr.strip().splitlines()[-1]
     result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", "temperature=0", f"input={tmp_path}", f"output={tmp_path}/out")
     assert result.returncode == 1 and result.stderr.strip().splitlines() == ["colorize: error: temperature=0.0 must be finite and > 0"]
 

@@ -135,6 +135,7 @@ def test_model_depth_and_target_are_checked(compose_cfg) -> None:
         (["model=unet", "model.target=ycbcr", "model.bins=8"], "model.bins > 0 and loss=bins go together"),
         (["model=unet", "model.target=ycbcr", "loss=bins"], "model.bins > 0 and loss=bins go together"),
         (["model=unet", "model.depth=2", "model.out_level=3"], "model.out_level=3 must be at most model.depth=2"),
+        (["model=unet", "model.saturation=1.5"], "model.saturation=1.5 needs model.target=lab or ycbcr"),
     ],
 )
 def test_chroma_settings_that_do_not_fit_together_are_one_line(compose_cfg, overrides: list[str], message: str) -> None:

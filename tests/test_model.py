@@ -141,3 +141,14 @@ def test_the_bins_loss_weighs_rare_colours_up_and_learns(compose_cfg) -> None:
     model.eval()
     with torch.no_grad():  # the annealed mean lands in the right bin
         assert (bins.read_out(model.predict(gray), 0.38).mean(dim=(0, 2, 3)) - torch.tensor([0.1, -0.2])).abs().max() < 0.07
+
+
+def test_saturation_scales_the_colour_and_keeps_the_gray(compose_cfg) -> None:
+    from colorize.color import GRAY_WEIGHTS
+
+    model = wrapper.build(compose_cfg("model=unet", "model.width=4", "model.target=ycbcr", "model.saturation=1.5").model)
+    gray = torch.full((1, 1, 4, 4), 0.5)
+    chroma = torch.full((1, 2, 4, 4), 0.05)
+    rgb = model.to_rgb(gray, chroma)
+    assert torch.allclose(rgb_to_cbcr(rgb), chroma * 1.5, atol=1e-6)
+    assert torch.allclose((GRAY_WEIGHTS * rgb).sum(1, keepdim=True), gray, atol=1e-6)
