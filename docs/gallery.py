@@ -2,7 +2,7 @@
 
     python docs/gallery.py --photos ../shared-unpacked/photos/test/large \
         --model best_cpu=outputs/quality/best_cpu/checkpoints/best.pt \
-        --model best_photo=outputs/best_photo/checkpoints/best.pt
+        --model best_photo=outputs/best_photo/checkpoints/best.pt --saturation best_photo=1.25
 
 Each photo's gray is coloured exactly as `python -m colorize.colorize` colours it (default
 resolution), at the photo's own size; the tiles are then shrunk for the page. The photos are the
@@ -41,15 +41,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True, help="a folder of photos the models never saw")
     parser.add_argument("--model", action="append", required=True, help="name=checkpoint (a path, runs:/ or models:/ URI)")
+    parser.add_argument("--saturation", action="append", default=[], help="name=value: that model's read-out saturation")
     parser.add_argument("--count", type=int, default=5)
     parser.add_argument("--tracking-uri", default=f"sqlite:///{PROJECT}/mlruns/mlflow.db")
     parser.add_argument("--out", type=Path, default=PROJECT / "docs" / "gallery.jpg")
     args = parser.parse_args()
 
+    saturation = {name: float(value) for name, value in (spec.split("=", 1) for spec in args.saturation)}
     models = []
     for spec in args.model:
         name, source = spec.split("=", 1)
-        model, trained = checkpoint.load_model(source, args.tracking_uri)
+        model, trained = checkpoint.load_model(source, args.tracking_uri, saturation=saturation.get(name))
         models.append((name, model, trained["data"]["image_size"]))
     rows = []
     for file in sorted(data.list_images(args.photos, key="--photos"))[: args.count]:
