@@ -178,6 +178,7 @@ OBJECTIVE_METRICS = (
     "val_colorfulness",
     "val_colorfulness_ratio",
     "val_colorfulness_gap",
+    "val_mean_ab_close",
 )
 
 
