@@ -122,7 +122,8 @@ def test_hydra_help_lists_every_group_option(tmp_path: Path) -> None:
     result = run_cli("train", tmp_path, "--help")
     assert result.returncode == 0
     assert "model: convae, convnet, unet" in result.stdout and "optimizer: adam, adamw, sgd" in result.stdout
-    assert "loss: l1, mse, smooth_l1" in result.stdout
+    assert "loss: bins, l1, log_mse, mse, smooth_l1" in result.stdout
+    assert "experiment: best_cpu, best_photo, convae, seed, unet" in result.stdout
 
 
 def test_cosine_schedule_decays_the_lr_and_resume_follows_it(tmp_path: Path) -> None:
