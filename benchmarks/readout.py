@@ -32,7 +32,8 @@ def main() -> None:
     data_config = OmegaConf.merge(OmegaConf.structured(DataConfig), trained["data"])
     spec = replace(data.Source.from_config(data_config, str(args.cache_dir)), augment="none")
     val = data.load_split(spec, torch.device("cpu"), with_lab=model.lab).val
-    rows = {"gray copy": {c: v for c, v in ((c, baselines(val).get(f"gray_copy_{c}")) for c in COLUMNS)}}
+    reference = baselines(val)
+    rows = {"gray copy": {c: reference[f"gray_copy_{c}"] for c in COLUMNS}}
     for temperature in args.temperature:
         for saturation in args.saturation:
             model = checkpoint.load_model(args.checkpoint, "", temperature, saturation)[0]

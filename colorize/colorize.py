@@ -76,16 +76,13 @@ def colorize(cfg: DictConfig) -> int:
     from colorize.device import pick_device
 
     source = Path(cfg.input)
-    if not source.exists():
-        raise ColorizeError(f"input={source} does not exist")
-    files = [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
+    files = input_files(source)
     targets = output_paths(files, source, Path(cfg.output))
     device = pick_device(cfg.device, key="device")
     model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri, cfg.temperature, cfg.saturation)
     model = model.to(device)
     size = trained["data"]["image_size"]  # the resolution the model was trained at
-    if cfg.resolution == Resolution.native and model.fixed_size is not None:
-        raise ColorizeError(f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only (use resolution=trained)")
+    check_resolution(model, size, cfg.resolution)
     failed: list[str] = []
     for file in tqdm(files, unit="image", disable=not cfg.progress):
         rgb = data.read_rgb(file)  # colour or gray files both come back as 3-channel RGB
@@ -103,6 +100,20 @@ def colorize(cfg: DictConfig) -> int:
     if failed:
         raise ColorizeError(f"{len(failed)} of {len(files)} inputs were not written (first: {failed[0]})")
     return len(files)
+
+
+def input_files(source: Path) -> list[Path]:
+    """The photos of `input=`: the file, or every image under the folder."""
+    from colorize import data
+
+    if not source.exists():
+        raise ColorizeError(f"input={source} does not exist")
+    return [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
+
+
+def check_resolution(model: "Colorizer", size: int, resolution: Resolution) -> None:
+    if resolution == Resolution.native and model.fixed_size is not None:
+        raise ColorizeError(f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only (use resolution=trained)")
 
 
 def colourise(model: "Colorizer", rgb: np.ndarray, size: int, resolution: Resolution, device: "torch.device") -> "torch.Tensor":

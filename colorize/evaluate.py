@@ -42,13 +42,15 @@ def score_photos(model: "Colorizer", files: list[Path], size: int, resolution: R
     from colorize.colorize import colourise
     from colorize.metrics import Scores
 
+    def as_tensor(pixels: np.ndarray) -> torch.Tensor:
+        return as_float(torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device))
+
     model_scores, gray_scores = Scores(), Scores()
     for file in files:
         rgb = data.read_rgb(file)
         if rgb is None:
             raise ColorizeError(f"input: {file} cannot be read as an image")
         gray = np.repeat(rgb_to_gray(rgb[None])[0][..., None], 3, axis=2)  # what a user would colourise
-        as_tensor = lambda pixels: as_float(torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device))  # noqa: E731
         truth = as_tensor(rgb)
         model_scores.add(colourise(model, gray, size, resolution, device), truth)
         gray_scores.add(as_tensor(gray), truth)
@@ -102,22 +104,20 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 
 def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, device: "torch.device") -> dict[str, Any]:
-    from colorize import data
+    from colorize import wrapper
+    from colorize.colorize import check_resolution, input_files
 
     source = Path(cfg.input)
-    if not source.exists():
-        raise ColorizeError(f"input={source} does not exist")
-    files = [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
+    files = input_files(source)
     size = trained["data"]["image_size"]
-    if cfg.resolution == Resolution.native and model.fixed_size is not None:
-        raise ColorizeError(f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only")
+    check_resolution(model, size, cfg.resolution)
     summary, photos = score_photos(model, files, size, cfg.resolution, device)
     report = {
         "checkpoint": cfg.checkpoint,
         "data": f"photos in {source}, each at its own size (resolution={cfg.resolution.value})",
         "images": len(files),
         "model_target": trained["model"].get("target", "rgb"),
-        "model_parameters": sum(p.numel() for p in model.parameters()),
+        "model_parameters": wrapper.parameter_count(model),
         "metrics": summary,
         "photos": photos,
     }

@@ -53,9 +53,9 @@ class Colorizer(nn.Module):
         """RGB in [0, 1] at the luminance's size; a smaller prediction is upsampled bilinearly first
         (`made_from`: the size of the net's input, when that was not the luminance's: a photo's view).
         A lab or ycbcr model always keeps every pixel of L or of the gray and takes only the colour
-        from the net. An rgb model
-        returns its own RGB, or with keep_luminance (photos) only its colour: its RGB minus its own
-        gray, added to the input gray, so the output's gray is the input's wherever it stays in gamut."""
+        from the net. An rgb model returns its own RGB, or with keep_luminance (photos) only its
+        colour: its RGB minus its own gray, added to the input gray, so the output's gray is the
+        input's wherever it stays in gamut."""
         if self.target == Target.rgb and keep_luminance:
             prediction = prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True)
         if self.bins:
