@@ -20,6 +20,8 @@ from optuna.trial import TrialState
 from colorize import tracking
 from colorize.config import register
 from hydra_plugins.colorize_sweeper import stopping
+from hydra_plugins.colorize_sweeper.sweeper import CLOSED
+from hydra_plugins.colorize_sweeper.workers import claim
 from tests.conftest import PROJECT
 
 Task = Callable[[dict[str, str]], float]
@@ -369,8 +371,33 @@ def test_two_workers_stop_on_the_decision_kept_in_the_study(tmp_path: Path, make
     workers = [make_worker("hydra.sweeper.n_trials=30", "hydra.sweeper.stop.patience=3", task=constant), make_worker("hydra.sweeper.n_trials=30", task=constant)]
     assert run_together(workers, monkeypatch) == [None, None]
     found = study(tmp_path).get_trials()
-    assert 4 <= len(found) <= 6 and all(t.state == TrialState.COMPLETE for t in found)  # 4, and at most the other's 2 in flight
+    complete = [t for t in found if t.state == TrialState.COMPLETE]
+    decision = stopping.kept(study(tmp_path))
+    # The rule's worker looks after each of its trials, while the other may have run several: the
+    # decision counts 4 or more, and after that count only the other's trial in flight then, and one
+    # it asked before the decision was kept, finish.
+    assert "finished trials in a row did not improve" in decision["reason"] and decision["reason"].endswith("(hydra.sweeper.stop.patience=3)")
+    assert 4 <= decision["finished"] <= len(complete) <= decision["finished"] + 2
+    assert all(t.state in (TrialState.COMPLETE, TrialState.WAITING) for t in found)  # WAITING: asked as the study stopped
     assert Parent.events.count("end FINISHED") == 1
+
+
+def test_a_trial_asked_just_after_another_worker_stopped_the_study_is_not_run(tmp_path: Path, make_worker, monkeypatch) -> None:
+    # The other worker keeps its stop decision between this worker's look at the study and its ask,
+    # then finds nothing running and closes the parent: this worker must not run a trial after that.
+    worker = make_worker("hydra.sweeper.n_trials=5", task=constant)
+    ask = optuna.Study.ask
+
+    def ask_after_the_decision(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
+        if stopping.kept(self) is None:
+            stopping.keep(self, "another worker's rule", n_trials=5, finished=0)
+            assert claim(optuna.storages.RDBStorage(storage_url(tmp_path)), self._study_id, f"{CLOSED}.0")  # and closed the parent
+        return ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_after_the_decision)
+    worker.sweep([])
+    assert [t.state for t in study(tmp_path).get_trials()] == [TrialState.WAITING]  # for a resume with a larger budget
+    assert Parent.events == ["create"]  # the other worker closed it; the WAITING trial does not make it close twice
 
 
 def test_stop_settings_need_one_objective(tmp_path: Path, make_worker) -> None:

@@ -319,7 +319,10 @@ class OptunaSweeperImpl(Sweeper):
         try:
             if worker.counts()[1] > 0:
                 return  # other workers' trials run: the last of them closes it
-            won = workers.claim(storage, study._study_id, f"{CLOSED}.{len(study.get_trials(deepcopy=False))}")
+            # Keyed by the trials run so far, so that a resume that runs more closes it again; not by
+            # all trials: one put back to WAITING after this close must not make a second one.
+            run = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+            won = workers.claim(storage, study._study_id, f"{CLOSED}.{run}")
             if won and status == "FINISHED":
                 summary = report.summarize(study, fixed, self.n_trials)
                 if summary is None:

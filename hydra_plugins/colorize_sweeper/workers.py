@@ -4,7 +4,8 @@ Every worker (the n_jobs processes of one command, other commands, other machine
 the same study; the storage is the only coordination:
 - the budget is global: a worker asks for a trial only while run + running < n_trials (run: COMPLETE,
   PRUNED, or FAIL by its own error; a trial failed because its worker died is replaced, not counted),
-  and a trial numbered past the budget (two workers asked at once) goes back to WAITING for a later ask;
+  and a trial numbered past the budget (two workers asked at once), or asked as another worker stopped
+  the study, goes back to WAITING for a later ask;
 - a worker records its running trial's heartbeat from the moment it asks; any worker fails a RUNNING
   trial that started more than twice heartbeat_interval ago and has not beaten within that time (its
   worker died, before or after its first beat), so a dead worker's trial is replaced and no worker
@@ -209,8 +210,11 @@ class Worker:
             heartbeat = Heartbeat(self.storage, trial_id, self.heartbeat_interval, self.fail_stale)
             try:
                 ahead = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and (counted(t) or t.state == TrialState.RUNNING))
-                if ahead >= self.n_trials:
-                    sweeping.settle(self.storage, trial_id, TrialState.WAITING)  # over budget: for a later ask
+                # Looked at after the ask, whose trial is RUNNING in the study by now: a worker that
+                # stopped the study before it sees the stop here, one that stops it later sees this
+                # trial running and leaves the close of the parent run to this worker.
+                if ahead >= self.n_trials or stopping.standing(self.study, self.n_trials) is not None:
+                    sweeping.settle(self.storage, trial_id, TrialState.WAITING)  # over budget or stopped: for a later ask
                     return None
                 try:
                     for name, distribution in self.space.items():
