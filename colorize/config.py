@@ -65,6 +65,9 @@ class DataConfig:
     augment: Augment = Augment.none
     in_memory: str = "auto"  # true, false (stream a folder's files), or auto: stream when the decoded set would not fit
     workers: Optional[int] = None  # decoding processes when streaming; null: min(4, CPU cores)
+    # Folders of more images for training only (resized and centre-cropped to image_size): the
+    # val split, and so the metric a sweep chooses by, stays that of `root`.
+    extra: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -182,9 +182,10 @@ def _cache_key(root: Path, files: list[str], image_size: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path) -> np.ndarray:
-    """Every jpg/png under `root` (recursively), resized and centre-cropped, as (N, S, S, 3) uint8."""
-    files = list_images(root)
+def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path, key: str = "data.root") -> np.ndarray:
+    """Every jpg/png under `root` (recursively), resized and centre-cropped, as (N, S, S, 3) uint8;
+    `key` names the setting that gave `root` in errors."""
+    files = list_images(root, key)
     cache = cache_dir / f"folder-{_cache_key(root, files, image_size)}.npz"
     cached = _read_cache(cache)
     if cached is not None:
@@ -197,7 +198,7 @@ def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path) ->
         bad = np.array([str(f) for f, im in zip(files, decoded) if im is None])
         good = [resize_center_crop(im, image_size) for im in decoded if im is not None]
         if not good:
-            raise ColorizeError(f"data.root={root}: none of its {len(files)} images could be read")
+            raise ColorizeError(f"{key}={root}: none of its {len(files)} images could be read")
         rgb = np.stack(good)
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
@@ -276,6 +277,7 @@ class Source:
     augment: str = "none"  # none, flip or crop (colorize.config.Augment)
     in_memory: str = "auto"
     workers: Optional[int] = None
+    extra: tuple[str, ...] = ()  # folders whose images join the train part only
 
     @classmethod
     def from_config(cls, data: Any, cache_dir: str) -> "Source":
@@ -292,6 +294,7 @@ class Source:
             augment=data.augment.value,
             in_memory=str(data.in_memory).lower(),
             workers=data.workers,
+            extra=tuple(data.extra),
         )
 
 
@@ -317,7 +320,8 @@ def load_split(spec: Source, device: torch.device, with_lab: bool = True, genera
     # Split the uint8 array first: only the images in use get gray and Lab, and no second copy of
     # the converted set is ever held.
     train, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)
-    train_images, val_images = from_rgb(rgb[train.numpy()], device, with_lab), from_rgb(rgb[val.numpy()], device, with_lab)
+    train_rgb = np.concatenate([rgb[train.numpy()], *(load_folder(Path(root), size, spec.skip_bad, spec.cache_dir, "data.extra") for root in spec.extra)])
+    train_images, val_images = from_rgb(train_rgb, device, with_lab), from_rgb(rgb[val.numpy()], device, with_lab)
     if spec.augment == "none":
         return Split(train=train_images, val=val_images)
     margin = (size - spec.image_size) // 2

@@ -29,6 +29,8 @@ def log_data(tracker: Tracker, source: Source, split: Split) -> None:
     for context, images in (("train", split.train), ("val", split.val)):
         digest = fingerprint(images)
         profile = {"images": len(images), "image_size": source.image_size, "limit": source.limit, "val_fraction": source.val_fraction, "seed": source.seed}
+        if context == "train" and source.extra:
+            profile["extra"] = ", ".join(str(Path(root).resolve()) for root in source.extra)
         tracker.dataset(name, where, digest, profile, context)
 
 

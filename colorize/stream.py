@@ -143,7 +143,7 @@ def wanted(spec: Source, device: torch.device, with_lab: bool) -> bool:
         return False
     if spec.in_memory == "false":
         return True
-    count = len(list_images(Path(spec.root)))
+    count = len(list_images(Path(spec.root))) + sum(len(list_images(Path(root), "data.extra")) for root in spec.extra)
     need = count * load_size(spec) ** 2 * (BYTES_PER_PIXEL + (LAB_BYTES_PER_PIXEL if with_lab else 0))
     free = [memory for memory in (free_memory(device), free_memory(torch.device("cpu"))) if memory is not None]
     streams = bool(free) and need > DATA_SHARE * min(free)
@@ -171,9 +171,9 @@ def load_split(spec: Source, device: torch.device, with_lab: bool) -> Split:
     return_freed_memory()
     files = list_images(Path(spec.root))
     train, val = split_indices(len(files), spec.val_fraction, spec.seed, spec.limit)
+    extra = [file for root in spec.extra for file in list_images(Path(root), "data.extra")]
 
-    def part(indices: torch.Tensor, augment: bool) -> Stream:
-        chosen = [files[i] for i in indices.tolist()]
+    def part(chosen: list[str], augment: bool) -> Stream:
         return Stream(Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers)
 
-    return Split(train=part(train, spec.augment != "none"), val=part(val, False))
+    return Split(train=part([files[i] for i in train.tolist()] + extra, spec.augment != "none"), val=part([files[i] for i in val.tolist()], False))

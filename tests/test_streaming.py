@@ -11,6 +11,7 @@ import torch
 
 from colorize import data, stream, wrapper
 from colorize.config import Target
+from colorize.errors import ColorizeError
 from colorize.loop import Settings, train_epoch
 from tests.conftest import QUICK, run_cli, runs
 
@@ -157,3 +158,18 @@ def test_a_sweep_trial_may_itself_run_on_two_processes(tmp_path: Path) -> None:
     assert sorted(done.intermediate_values) == [1, 2] and done.value == done.intermediate_values[2]
     [run] = runs(tmp_path)
     assert run.info.run_name == "s-trial-0" and run.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("load", [data.load_split, stream.load_split], ids=["in_memory", "streamed"])
+def test_extra_folders_join_the_train_part_only(tmp_path: Path, compose_cfg, load) -> None:
+    photo_folder(tmp_path / "photos", 24)
+    photo_folder(tmp_path / "more", 10, size=(70, 90))  # bigger photos: resized and cut like the rest
+    cfg = compose_cfg("data=folder", f"data.root={tmp_path / 'photos'}", f"data.extra=[{tmp_path / 'more'}]", "data.val_fraction=0.25")
+    spec = replace(data.Source.from_config(cfg.data, str(tmp_path / "cache")), workers=0)
+    alone = load(replace(spec, extra=()), torch.device("cpu"), False)
+    split = load(spec, torch.device("cpu"), False)
+    assert (len(split.train), len(split.val)) == (18 + 10, 6)
+    first = next(split.val.batches(6, torch.arange(6)))
+    assert torch.equal(first.rgb, next(alone.val.batches(6, torch.arange(6))).rgb)  # the val part is root's alone
+    with pytest.raises(ColorizeError, match=f"^data.extra={tmp_path / 'none'} holds no .jpg/.jpeg/.png images$"):
+        load(replace(spec, extra=(str(tmp_path / "none"),)), torch.device("cpu"), False)
