@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import mlflow
@@ -220,3 +221,25 @@ def test_sigterm_ends_the_run_killed_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     [run] = runs(tmp_path)
     assert run.info.status == "KILLED"
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "checkpoints" / "last.pt"
+    checkpoint.write({"epoch": 1}, path)
+
+    def full_disk(state: dict, file: Path) -> None:
+        Path(file).write_bytes(b"half")  # what torch writes before the disk fills
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 80768 vs 80720")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(ColorizeError) as failed:
+        checkpoint.write({"epoch": 2}, path)
+    assert re.fullmatch(rf"cannot write checkpoint {re.escape(str(path))} \(RuntimeError: \[enforce fail .*80720\); \d+ MiB free on its disk", str(failed.value))
+    assert checkpoint.read(path)["epoch"] == 1 and not path.with_name("last.pt.tmp").exists()  # the old one kept, no half file
+
+    def interrupted(state: dict, file: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C stays Ctrl-C
+        checkpoint.write({"epoch": 2}, path)
