@@ -48,14 +48,15 @@ def write(state: dict[str, Any], path: Path) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
-    except BaseException as error:  # Ctrl-C, SIGTERM or a full disk mid-write: no half file left behind
+    except Exception as error:  # no half file left behind
         tmp.unlink(missing_ok=True)
-        if not isinstance(error, Exception):
-            raise
         # A full disk reaches here as torch's "[enforce fail at inline_container.cc] unexpected pos",
         # which names neither the file nor the cause: say both, with the space left (MiB).
         free = shutil.disk_usage(path.parent).free / 2**20
         raise ColorizeError(f"cannot write checkpoint {path} ({one_line(error)}); {free:.0f} MiB free on its disk") from None
+    except BaseException:  # Ctrl-C or SIGTERM mid-write: no half file either, and the interrupt goes on
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read(path: str | Path) -> dict[str, Any]:

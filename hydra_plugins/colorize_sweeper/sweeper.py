@@ -317,11 +317,11 @@ class OptunaSweeperImpl(Sweeper):
         size, with nothing running. A worker stopped early (failures, Ctrl-C) closes it only if
         nothing else runs; one that reopened a closed parent and lost the claim closes it again."""
         try:
-            if worker.counts()[1] > 0:
+            run, running = worker.counts()
+            if running > 0:
                 return  # other workers' trials run: the last of them closes it
             # Keyed by the trials run so far, so that a resume that runs more closes it again; not by
             # all trials: one put back to WAITING after this close must not make a second one.
-            run = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
             won = workers.claim(storage, study._study_id, f"{CLOSED}.{run}")
             if won and status == "FINISHED":
                 summary = report.summarize(study, fixed, self.n_trials)
