@@ -1,18 +1,19 @@
 """Checkpoints: plain dicts written atomically, read with weights_only=True; where a trained model
 comes from (a path, a runs:/ or a models:/ URI); and what a resumed run may change."""
 
+import inspect
 import logging
 import math
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
+from colorize import atomic
 from colorize.config import Target, flatten
 from colorize.errors import ColorizeError, first_line, one_line
+from colorize.models import NETS
 from colorize.wrapper import Colorizer, build
 
 log = logging.getLogger(__name__)
@@ -43,30 +44,40 @@ class Progress:
 
 
 def write(state: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
-    except Exception as error:  # no half file left behind
-        tmp.unlink(missing_ok=True)
-        # A full disk reaches here as torch's "[enforce fail at inline_container.cc] unexpected pos",
-        # which names neither the file nor the cause: say both, with the space left (MiB).
-        free = shutil.disk_usage(path.parent).free / 2**20
-        raise ColorizeError(f"cannot write checkpoint {path} ({one_line(error)}); {free:.0f} MiB free on its disk") from None
-    except BaseException:  # Ctrl-C or SIGTERM mid-write: no half file either, and the interrupt goes on
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write(path, lambda tmp: torch.save(state, tmp))
 
 
 def read(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's plain dict: weights_only loads tensors and containers, never pickled code."""
     path = Path(path)
     if not path.is_file():
         raise ColorizeError(f"checkpoint {path} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ColorizeError(f"checkpoint {path} cannot be read ({one_line(error)})") from None
+    weights, config = (state.get("model"), state.get("config")) if isinstance(state, dict) else (None, None)
+    if not isinstance(weights, dict) or not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise ColorizeError(f"checkpoint {path} holds no model weights and config: it was not written by colorize.train")
+    return state
+
+
+def rebuild(spec: Any, known: Mapping[str, type], what: str, source: str, **given: Any) -> Any:
+    """One of the `known` classes from a checkpoint's plain description: its `_target_` must name one,
+    and its other keys must be that class's own arguments with plain values. Nothing a checkpoint
+    names is imported or called otherwise, so a checkpoint someone hands over runs no code of theirs."""
+    target = spec.get("_target_") if isinstance(spec, dict) else None
+    if target not in known:
+        raise ColorizeError(f"checkpoint {source}: its {what} is {target!r}, not one of colorize's ({', '.join(known)}); refused")
+    accepted = inspect.signature(known[target]).parameters
+    params = {key: value for key, value in spec.items() if key != "_target_"}
+    for key, value in params.items():
+        if key not in accepted or key in given or not isinstance(value, (bool, int, float, str, type(None))):
+            raise ColorizeError(f"checkpoint {source}: its {what} {target} has an argument {key}={value!r} that it does not take; refused")
+    try:
+        return known[target](**params, **given)
+    except (TypeError, ValueError) as error:
+        raise ColorizeError(f"checkpoint {source}: its {what} {target} cannot be built ({one_line(error)})") from None
 
 
 class Checkpoints:
@@ -98,10 +109,11 @@ class Checkpoints:
 def resume(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, config: dict[str, Any], epochs: int) -> tuple[Progress, dict[str, str]]:
     """Restore weights, optimizer and random state from `path`; returns the progress and what the new
     config changes (`key: "old -> new"`). Changes that would train another model are refused."""
-    for stale in Path(path).parent.glob("*.pt.tmp"):  # left by a process killed mid-write
-        stale.unlink(missing_ok=True)
+    atomic.remove_stale(Path(path).parent)  # left by a process killed mid-write
     state = read(path)
-    changes = config_changes(flatten(state.get("config", {})), flatten(config))
+    if not all(key in state for key in ("optimizer", "epoch", "best_val_loss", "history", "rng", "run_id")):
+        raise ColorizeError(f"trainer.resume={path} holds weights but no training state: resume from a last.pt or best.pt of colorize.train")
+    changes = config_changes(flatten(state["config"]), flatten(config))
     fixed = [key for key in changes if key.startswith(FIXED_ON_RESUME)]
     if fixed:
         raise ColorizeError(f"trainer.resume={path} was trained with other settings: {fixed[0]} {changes[fixed[0]]} cannot change on resume (start a new run)")
@@ -144,13 +156,27 @@ def load_model(
     """A trained model in eval mode and its resolved training config; read out at `temperature`
     (bins models) and `saturation` (lab, ycbcr) when given: the read-out is not trained."""
     state = read(resolve(source, tracking_uri))
-    if "model" not in state or "config" not in state:
-        raise ColorizeError(f"checkpoint {source} has no model state or config: not written by colorize.train")
-    model = build(state["config"]["model"])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:  # missing, unexpected or mis-shaped weights
-        raise ColorizeError(f"checkpoint {source}: its weights do not fit the model in its config ({first_line(error)})") from None
+    config = state["config"]
+    if not isinstance(config.get("data"), dict) or not isinstance(config["data"].get("image_size"), int):
+        raise ColorizeError(f"checkpoint {source}: its config names no data.image_size: it was not written by colorize.train")
+
+    def make() -> Colorizer:
+        try:
+            return build(config["model"], lambda params, out_channels: rebuild(params, NETS, "model", source, out_channels=out_channels))
+        except (TypeError, ValueError) as error:  # a target, bins or saturation of the wrong kind
+            raise ColorizeError(f"checkpoint {source}: its model config cannot be read ({one_line(error)})") from None
+
+    with torch.device("meta"):  # sized before anything is allocated: a config that does not fit its weights stops here
+        expected = {key: tuple(value.shape) for key, value in make().state_dict().items()}
+    given = {key: tuple(value.shape) if isinstance(value, torch.Tensor) else value for key, value in state["model"].items()}
+    if given != expected:
+        wrong = next(key for key in sorted(set(expected) | set(given), key=str) if given.get(key) != expected.get(key))
+        raise ColorizeError(
+            f"checkpoint {source}: its weights do not fit the model in its config ({wrong}: {given.get(wrong, 'missing')} "
+            f"in the weights, {expected.get(wrong, 'none')} in the model)"
+        )
+    model = make()
+    model.load_state_dict(state["model"])
     if temperature is not None:
         if not model.bins:
             raise ColorizeError(f"temperature={temperature}: checkpoint {source} regresses its colour (model.bins=0); only a bins model has a read-out temperature")

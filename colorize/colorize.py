@@ -4,7 +4,6 @@ The output keeps every pixel of the photo's own luminance; only the colour comes
 at the scale it was trained at (or at the photo's own, `resolution=native`) and upsampled."""
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,9 +11,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from colorize import cli
+from colorize import atomic, cli
 from colorize.config import Resolution, check, register, require
-from colorize.errors import ColorizeError, one_line
+from colorize.errors import ColorizeError
 
 if TYPE_CHECKING:
     import torch
@@ -45,20 +44,13 @@ def output_paths(files: list[Path], source: Path, output: Path) -> dict[Path, Pa
 
 
 def write_png(rgb: np.ndarray, target: Path) -> None:
-    """Encode in memory, then an atomic rename: a failed write leaves no half file behind."""
+    """Encoded in memory, then written whole or not at all."""
     import cv2
 
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
     if not ok:
-        raise OSError(f"PNG encoding of {target.name} failed")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise ColorizeError(f"PNG encoding of {target.name} failed")
+    atomic.write(target, lambda tmp: tmp.write_bytes(encoded.tobytes()))
 
 
 def colorize(cfg: DictConfig) -> int:
@@ -92,8 +84,8 @@ def colorize(cfg: DictConfig) -> int:
         colour = colourise(model, rgb, size, cfg.resolution, device)
         try:
             write_png((colour[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy(), targets[file])
-        except OSError as error:
-            failed.append(f"{targets[file]} ({one_line(error)})")
+        except ColorizeError as error:
+            failed.append(str(error))
     for line in failed:
         log.warning("not written: %s", line)
     log.info("wrote %d of %d images to %s", len(files) - len(failed), len(files), cfg.output)

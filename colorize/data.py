@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import torch
 
+from colorize import atomic
 from colorize.color import as_float, rgb_to_gray, rgb_to_lab
 from colorize.errors import ColorizeError, one_line
 
@@ -154,7 +155,10 @@ def read_rgb(path: str | Path) -> Optional[np.ndarray]:
         return None
     if str(path).lower().endswith((".jpg", ".jpeg")) and JPEG_END not in encoded[-JPEG_TAIL:].tobytes():
         return None
-    bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if len(encoded) else None
+    try:
+        bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if len(encoded) else None
+    except cv2.error:  # a header beyond OpenCV's pixel limit (CV_IO_MAX_IMAGE_PIXELS), among others
+        return None
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -200,10 +204,12 @@ def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path, ke
         if not good:
             raise ColorizeError(f"{key}={root}: none of its {len(files)} images could be read")
         rgb = np.stack(good)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, rgb=rgb, bad=bad)
-        os.replace(tmp, cache)  # atomic: a killed run never leaves half a cache
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as file:  # a file, not a name: np.savez would add .npz to the name
+                np.savez(file, rgb=rgb, bad=bad)
+
+        atomic.write(cache, save)
     if len(bad) and not skip_bad:  # the cache holds the good images and names the bad, for either setting
         raise ColorizeError(f"cannot read image {bad[0]} (set data.on_bad_image=skip to skip such files)")
     if len(bad):

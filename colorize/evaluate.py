@@ -9,7 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from colorize import cli
+from colorize import atomic, cli
 from colorize.config import DataConfig, Resolution, check, register, require
 from colorize.errors import ColorizeError
 
@@ -68,23 +68,29 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     require(cfg, checkpoint="<path of last.pt/best.pt>, runs:/<run_id>/model or models:/<name>@<alias>")
     check(cfg)
     import torch
-    from hydra.utils import instantiate
 
     from colorize import checkpoint, data, wrapper
     from colorize.device import pick_device
     from colorize.metrics import baselines, evaluate
 
+    from colorize.colorize import input_files
+    from colorize.losses import LOSSES
+
     device = pick_device(cfg.device, key="device")
+    photos = input_files(Path(cfg.input)) if cfg.input else []
+    local = [] if cfg.checkpoint.startswith(("runs:/", "models:/")) else [Path(cfg.checkpoint)]
+    output = report_path(cfg.output, [*local, *photos])
     model, trained = checkpoint.load_model(cfg.checkpoint, cfg.tracking.uri, cfg.temperature, cfg.saturation)
     if cfg.input:
-        return evaluate_photos(cfg, model.to(device), trained, device)
-    # The data the model was trained on, unless the command line names other data.
-    data_cfg = cfg.data if cfg.data is not None else OmegaConf.merge(OmegaConf.structured(DataConfig), trained["data"])
+        return evaluate_photos(cfg, model.to(device), trained, photos, output, device)
+    # The data the model was trained on, with the keys the command line gives (data=..., data.limit=...).
+    given = {key: value for key, value in OmegaConf.to_container(cfg.data).items() if value not in (None, "???")}
+    data_cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), trained["data"], given)
     check(OmegaConf.create({"data": data_cfg}))
     images, split_name = data.load_test(data.Source.from_config(data_cfg, cfg.paths.cache_dir), device)
     if model.fixed_size is not None and images.rgb.shape[-1] != model.fixed_size:
         raise ColorizeError(f"data.image_size={images.rgb.shape[-1]} but the checkpoint's model works at {model.fixed_size} only")
-    loss_fn = instantiate(trained["loss"]) if "loss" in trained else torch.nn.MSELoss()
+    loss_fn = checkpoint.rebuild(trained["loss"], LOSSES, "loss", cfg.checkpoint) if "loss" in trained else torch.nn.MSELoss()
     model = model.to(device)
     result = {"model": evaluate(model, images, loss_fn, cfg.batch_size)}
     reference = baselines(images, cfg.batch_size)
@@ -98,17 +104,16 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "model_parameters": wrapper.parameter_count(model),
         "metrics": result,
     }
-    output = write_report(report, cfg.output)
+    write_report(report, output)
     print(f"{cfg.checkpoint} on {split_name} ({len(images)} images):\n{table(result)}\nwritten to {output}")
     return report
 
 
-def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, device: "torch.device") -> dict[str, Any]:
+def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, files: list[Path], output: Path, device: "torch.device") -> dict[str, Any]:
     from colorize import wrapper
-    from colorize.colorize import check_resolution, input_files
+    from colorize.colorize import check_resolution
 
     source = Path(cfg.input)
-    files = input_files(source)
     size = trained["data"]["image_size"]
     check_resolution(model, size, cfg.resolution)
     summary, photos = score_photos(model, files, size, cfg.resolution, device)
@@ -121,7 +126,7 @@ def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, device: 
         "metrics": summary,
         "photos": photos,
     }
-    output = write_report(report, cfg.output)
+    write_report(report, output)
     ahead = summary["model"]["ahead_of_gray_copy"]
     print(
         f"{cfg.checkpoint} on {report['data']} ({len(files)} photos):\n{table(summary)}\n"
@@ -130,11 +135,32 @@ def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, device: 
     return report
 
 
-def write_report(report: dict[str, Any], output: Optional[str]) -> Path:
+def report_path(output: Optional[str], inputs: list[Path]) -> Path:
+    """Where the JSON report goes, checked before any work: never a folder, one of the command's own
+    inputs (the checkpoint, the photos), or an existing file that is not an earlier report."""
     path = Path(output) if output else Path(HydraConfig.get().runtime.output_dir) / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    if path.is_dir():
+        raise ColorizeError(f"output={path} is a folder: give the path of the JSON report to write")
+    atomic.refuse_inputs(path, inputs, "output")
+    if path.exists() and not is_report(path):
+        raise ColorizeError(f"output={path} exists and is not a report of colorize.evaluate: it is never written over; choose another path")
     return path
+
+
+def is_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            if file.read(1) != b"{":  # a checkpoint, a photo: rejected without reading it whole
+                return False
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"checkpoint", "metrics"} <= set(report)
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    text = json.dumps(report, indent=2) + "\n"
+    atomic.write(path, lambda tmp: tmp.write_text(text))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

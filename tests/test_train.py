@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from colorize import checkpoint, tracking
+from colorize import atomic, checkpoint, tracking
 from colorize.wrapper import Colorizer
 from colorize.config import Target
 from colorize.errors import ColorizeError
@@ -150,7 +151,8 @@ def last_checkpoint(root: Path) -> Path:
 def test_a_resume_records_what_it_changed_and_refuses_another_model(tmp_path: Path) -> None:
     assert run_cli("train", tmp_path, "trainer.epochs=1", *QUICK).returncode == 0
     first = last_checkpoint(tmp_path)
-    (first.parent / "last.pt.tmp").write_bytes(b"half")  # left by a process killed mid-write
+    stale = atomic.temporary(first)  # left by a process killed mid-write
+    stale.write_bytes(b"half")
     refused = run_cli("train", tmp_path, "trainer.epochs=2", "model.width=2", f"trainer.resume={first}", *QUICK)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
@@ -161,7 +163,7 @@ def test_a_resume_records_what_it_changed_and_refuses_another_model(tmp_path: Pa
     [run] = runs(tmp_path)  # the same run, continued
     assert run.data.tags["resume.changed.trainer.epochs"] == "1 -> 2"
     assert run.data.tags["resume.changed.optimizer.lr"] == "0.001 -> 0.0005"
-    assert not (first.parent / "last.pt.tmp").exists()
+    assert not stale.exists()
 
 
 def test_a_resumed_run_in_a_new_store_logs_its_baselines(tmp_path: Path) -> None:
@@ -225,21 +227,22 @@ def test_sigterm_ends_the_run_killed_with_one_line(tmp_path: Path) -> None:
 
 def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "checkpoints" / "last.pt"
-    checkpoint.write({"epoch": 1}, path)
+    first = {"model": {}, "config": {"model": {}}, "epoch": 1}
+    checkpoint.write(first, path)
 
     def full_disk(state: dict, file: Path) -> None:
-        Path(file).write_bytes(b"half")  # what torch writes before the disk fills
+        file.write_bytes(b"half")  # what torch writes before the disk fills
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 80768 vs 80720")
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(ColorizeError) as failed:
-        checkpoint.write({"epoch": 2}, path)
-    assert re.fullmatch(rf"cannot write checkpoint {re.escape(str(path))} \(RuntimeError: \[enforce fail .*80720\); \d+ MiB free on its disk", str(failed.value))
-    assert checkpoint.read(path)["epoch"] == 1 and not path.with_name("last.pt.tmp").exists()  # the old one kept, no half file
+        checkpoint.write({**first, "epoch": 2}, path)
+    assert re.fullmatch(rf"cannot write {re.escape(str(path))} \(RuntimeError: \[enforce fail .*80720\); \d+ MiB free on its disk", str(failed.value))
+    assert checkpoint.read(path)["epoch"] == 1 and os.listdir(path.parent) == ["last.pt"]  # the old one kept, no half file
 
     def interrupted(state: dict, file: Path) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C stays Ctrl-C
-        checkpoint.write({"epoch": 2}, path)
+        checkpoint.write({**first, "epoch": 2}, path)
