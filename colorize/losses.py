@@ -1,7 +1,10 @@
-"""Losses of our own (the rest are torch.nn's; the bins loss lives with the bins in colorize.bins)."""
+"""Losses of our own (the rest are torch.nn's; the bins loss lives with the bins in colorize.bins), and
+the losses a checkpoint may name."""
 
 import torch
 from torch import nn
+
+from colorize.bins import RebalancedCrossEntropy
 
 
 class LogMSE(nn.Module):
@@ -17,3 +20,13 @@ class LogMSE(nn.Module):
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         per_image = (prediction - target).square().flatten(1).mean(dim=1)
         return torch.log10(per_image + self.floor).mean()
+
+
+# By the `_target_` of conf/loss/*.yaml (colorize.checkpoint.rebuild).
+LOSSES: dict[str, type[nn.Module]] = {
+    "torch.nn.MSELoss": nn.MSELoss,
+    "torch.nn.L1Loss": nn.L1Loss,
+    "torch.nn.SmoothL1Loss": nn.SmoothL1Loss,
+    "colorize.losses.LogMSE": LogMSE,
+    "colorize.bins.RebalancedCrossEntropy": RebalancedCrossEntropy,
+}

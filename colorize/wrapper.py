@@ -1,7 +1,7 @@
 """The model users see: luminance in, RGB in [0, 1] out. It owns the colour space the net predicts
 in (its input, its loss-space target, and the way back to RGB), so the loop and metrics need not."""
 
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from colorize import bins
-from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, as_float, cbcr_to_rgb, lab_to_rgb, rgb_to_cbcr
+from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, add_chroma, as_float, cbcr_to_rgb, lab_to_rgb_keeping_l, rgb_to_cbcr
 from colorize.config import Target
 from colorize.data import Images
 
@@ -72,19 +72,28 @@ class Colorizer(nn.Module):
         if self.target == Target.ycbcr:
             return cbcr_to_rgb(luminance, prediction)
         if self.lab:
-            return lab_to_rgb(torch.cat([luminance * L_SCALE, prediction * AB_SCALE], 1))
-        return (luminance + prediction).clamp(0, 1) if keep_luminance else prediction
+            return lab_to_rgb_keeping_l(luminance * L_SCALE, prediction * AB_SCALE)
+        return add_chroma(luminance, prediction) if keep_luminance else prediction
 
     def forward(self, luminance: torch.Tensor) -> torch.Tensor:
         return self.to_rgb(luminance, self.predict(luminance))
 
 
-def build(model_config: Mapping[str, Any]) -> Colorizer:
+# The net of a model config's net part (its `_target_` and the class's own arguments) with this many output channels.
+NetFactory = Callable[[dict[str, Any], int], nn.Module]
+
+
+def configured_net(params: dict[str, Any], out_channels: int) -> nn.Module:
+    """The training config's own net (a user's config, so Hydra's instantiate; checkpoints use colorize.checkpoint.rebuild)."""
+    return instantiate(params, out_channels=out_channels)
+
+
+def build(model_config: Mapping[str, Any], make_net: NetFactory = configured_net) -> Colorizer:
     """A Colorizer from the `model` config: `_target_` picks the net, `target` the colour space."""
     params = dict(model_config)
     target = Target(params.pop("target", Target.rgb))
     classes, temperature, saturation = params.pop("bins", 0), params.pop("temperature", 1.0), params.pop("saturation", 1.0)
-    net = instantiate(params, out_channels=classes**2 if classes else 3 if target == Target.rgb else 2)
+    net = make_net(params, classes**2 if classes else 3 if target == Target.rgb else 2)
     if target == Target.ycbcr:
         # Zero chroma (equal scores for every bin, whose centres average to zero) is the gray copy: a last layer at zero starts training from it. Its weights
         # still get gradients (its inputs are not zero), so the layers below start learning a step later.
