@@ -24,6 +24,8 @@ GRAY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 CB, CR = 0.564, 0.713
 _EPSILON = 216 / 24389  # CIE: below this, f(t) is linear (t = (6/29)^3)
 _KAPPA = 24389 / 27
+# Halvings of the chroma scale when fitting a Lab colour into the sRGB gamut: 2^-12 of its chroma.
+GAMUT_STEPS = 12
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -50,12 +52,22 @@ def rgb_to_cbcr(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def cbcr_to_rgb(gray: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) gray and (N, 2, H, W) Cb, Cr -> RGB in [0, 1], clipped where out of gamut; zero
-    chroma gives the gray in R, G and B."""
+    """(N, 1, H, W) gray and (N, 2, H, W) Cb, Cr -> RGB in [0, 1] whose gray is `gray` on every pixel
+    (add_chroma); zero chroma gives the gray in R, G and B."""
     w_r, w_g, w_b = GRAY_WEIGHTS.flatten().tolist()
     blue_minus_gray, red_minus_gray = cbcr[:, :1] / CB, cbcr[:, 1:] / CR
     green_minus_gray = -(w_r * red_minus_gray + w_b * blue_minus_gray) / w_g  # the one G that keeps Y = gray
-    return (gray + torch.cat([red_minus_gray, green_minus_gray, blue_minus_gray], 1)).clamp(0, 1)
+    return add_chroma(gray, torch.cat([red_minus_gray, green_minus_gray, blue_minus_gray], 1))
+
+
+def add_chroma(gray: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """gray + offsets, the offsets (R, G, B minus the gray, which weigh to zero) scaled down on each
+    pixel just enough for R, G and B to fit in [0, 1]. Clipping each channel instead would change the
+    gray of every colour that leaves the gamut; scaling keeps it, and only the chroma is lost."""
+    # Per channel, the largest scale that keeps gray + scale * offset within [0, 1].
+    room = torch.where(offsets > 0, (1 - gray) / offsets.clamp_min(1e-12), gray / (-offsets).clamp_min(1e-12))
+    scale = torch.where(offsets == 0, torch.ones_like(room), room).amin(1, keepdim=True).clamp(0, 1)
+    return (gray + scale * offsets).clamp(0, 1)  # the clamp only absorbs float rounding
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -67,11 +79,32 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], 1)
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) CIE Lab -> sRGB in [0, 1]; colours outside the sRGB gamut are clipped."""
+def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
     lightness, a, b = lab.unbind(1)
     fy = (lightness + 16) / 116
     f = torch.stack([fy + a / 500, fy, fy - b / 200], 1)
     xyz = torch.where(f.pow(3) > _EPSILON, f.pow(3), (116 * f - 16) / _KAPPA)
-    linear = _mix(_XYZ_TO_RGB, xyz * _WHITE.to(lab).view(1, 3, 1, 1)).clamp(0, 1)
+    return _mix(_XYZ_TO_RGB, xyz * _WHITE.to(lab).view(1, 3, 1, 1))
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) CIE Lab -> sRGB in [0, 1]; colours outside the sRGB gamut are clipped."""
+    linear = _lab_to_linear(lab).clamp(0, 1)
     return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear.clamp_min(1e-12).pow(1 / 2.4) - 0.055)
+
+
+def lab_to_rgb_keeping_l(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) L and (N, 2, H, W) ab -> sRGB in [0, 1] with that L on every pixel: where a colour
+    leaves the sRGB gamut its ab is scaled down, found by halving, until it fits (the neutral colour
+    at any L in [0, 100] does), instead of clipping channels, which would change its L."""
+    def fits(scale: torch.Tensor) -> torch.Tensor:
+        linear = _lab_to_linear(torch.cat([lightness, scale * ab], 1))
+        return ((linear >= -1e-6) & (linear <= 1 + 1e-6)).all(1, keepdim=True)
+
+    low, high = torch.zeros_like(lightness), torch.ones_like(lightness)
+    whole = fits(high)
+    for _ in range(GAMUT_STEPS):
+        middle = (low + high) / 2
+        inside = fits(middle)
+        low, high = torch.where(inside, middle, low), torch.where(inside, high, middle)
+    return lab_to_rgb(torch.cat([lightness, torch.where(whole, high, low) * ab], 1))

@@ -1,7 +1,7 @@
 """Structured-config schemas: types come from the dataclasses, value ranges from `check`."""
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -68,6 +68,11 @@ class DataConfig:
     # Folders of more images for training only (resized and centre-cropped to image_size): the
     # val split, and so the metric a sweep chooses by, stays that of `root`.
     extra: list[str] = field(default_factory=list)
+
+
+# The evaluate command's `data`: every key of DataConfig, where None keeps the value the checkpoint
+# was trained with, so `data.limit=200` alone changes only the limit.
+DataOverrides = make_dataclass("DataOverrides", [(f.name, Optional[f.type], None) for f in fields(DataConfig)])
 
 
 @dataclass
@@ -210,7 +215,7 @@ class EvaluateConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ and models:/ URIs are looked up
     checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
-    data: Optional[DataConfig] = None  # None: the data the checkpoint was trained on
+    data: DataOverrides = field(default_factory=DataOverrides)  # null keys: the checkpoint's own data settings
     # A folder of photos (or one photo) instead of `data`: each photo's gray is coloured as the photo
     # command colours it (at `resolution`) and scored against the photo at its own size.
     input: Optional[str] = None
@@ -294,6 +299,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("data.limit", lambda v: v is None or v >= 2, "must be >= 2 or null"),
     ("data.in_memory", lambda v: str(v).lower() in ("auto", "true", "false"), "must be auto, true or false"),
     ("data.workers", lambda v: v is None or v >= 0, "must be >= 0 or null"),
+    ("tracking.experiment", lambda v: bool(v.strip()), "must name an MLflow experiment, not be empty"),
     ("tracking.grid_every", lambda v: v >= 1, "must be >= 1"),
     ("tracking.grid_images", lambda v: v >= 0, "must be >= 0 (0: no sample grids)"),
     ("trainer.precision", lambda v: v in ("auto", "32", "bf16"), "must be auto, 32 or bf16"),

@@ -18,6 +18,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from colorize.errors import ColorizeError, DivergedError, one_line
+from colorize.secrets import mask
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         except Exception as error:  # a bad URL, a missing driver: trying again will not help
             failure = error
             break
-    from colorize import tracking  # mlflow: seconds of imports, only for this message
-
-    hint = ""
-    if tracking.hide_password(url) != url:
-        hint = " (the password was given in clear; 'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' leaves no trace of it)"
-    raise ColorizeError(f"Optuna storage {tracking.hide_password(url)}: {tracking.hide_password(one_line(failure))}{hint}")
+    raise ColorizeError(f"Optuna storage {mask(url)}: {mask(one_line(failure))}")
 
 
 def settle(

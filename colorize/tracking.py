@@ -1,12 +1,14 @@
 """MLflow tracking: the only module that imports mlflow."""
 
+import fcntl
 import json
-import re
+import os
 import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -23,6 +25,7 @@ from mlflow.models import infer_signature
 from torch import nn
 
 from colorize.errors import ColorizeError, first_line
+from colorize.secrets import mask
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 # MLflow 3 records an experiment's kind in this tag. The 3.17 UI does not read it to pick its GenAI or
@@ -30,8 +33,25 @@ MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
-def hide_password(uri: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@]+@", r"\1***@", uri)  # the user may be empty: postgresql://:pw@host/db
+def connect(uri: str) -> str:
+    """Point MLflow at `uri`, and return the address to use from then on. A user and password in an
+    http(s) URL go to MLflow's own variables for them (MLFLOW_TRACKING_USERNAME, _PASSWORD, sent as
+    basic auth), so the address MLflow prints ("View run ... at") and keeps holds neither."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and parts.password is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+        uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # A new store's tables are made by whichever process first opens it: runs started together on
+        # a new store would all migrate it at once (alembic fails all but one), so they take turns.
+        with open(database.with_name(database.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    return uri
 
 
 def git_commit(cwd: Path) -> Optional[str]:
@@ -186,9 +206,7 @@ def start_run(
     `suffix`: a new run's name gets its id's first 6 characters, so names stay unique; a resumed
     run keeps its name. `system_metrics`: MLflow's CPU, memory (and GPU) metrics."""
     check_server(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
+    uri = connect(uri)
     try:
         experiment_id = _experiment_id(experiment, uri)
         if resume_run_id and not _run_exists(resume_run_id):
@@ -201,12 +219,12 @@ def start_run(
         if suffix and resume_run_id is None:
             mlflow.MlflowClient().update_run(run.info.run_id, name=f"{run_name}-{run.info.run_id[:6]}")
     except MlflowException as error:
-        raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(first_line(error))}") from None
+        raise ColorizeError(f"tracking.uri={mask(uri)}: {mask(first_line(error))}") from None
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         if resume_run_id is None:
-            mlflow.log_params({k: hide_password(str(v))[:MAX_PARAM_CHARS] for k, v in params.items()})
-        mlflow.set_tags({k: hide_password(str(v)) for k, v in tags.items()})
+            mlflow.log_params({k: mask(str(v))[:MAX_PARAM_CHARS] for k, v in params.items()})
+        mlflow.set_tags({k: mask(str(v)) for k, v in tags.items()})
         yield Tracker(run.info.run_id)
         status = RunStatus.to_string(RunStatus.FINISHED)
     except KeyboardInterrupt:
@@ -227,15 +245,15 @@ def download_checkpoint(uri: str, tracking_uri: str, artifact: str = "checkpoint
     """The checkpoint behind runs:/<run_id>/..., models:/<name>/<version> or models:/<name>@<alias>:
     the one its run logged, which holds the weights and the config (so the model's class and target
     space are known), which the logged model alone lacks."""
-    mlflow.set_tracking_uri(tracking_uri)
+    tracking_uri = connect(tracking_uri)
     try:
         run_id = _model_run(uri) if uri.startswith("models:/") else uri.removeprefix("runs:/").split("/")[0]
     except MlflowException as error:
-        raise ColorizeError(f"checkpoint={uri}: not found in {hide_password(tracking_uri)} ({first_line(error)})") from None
+        raise ColorizeError(f"checkpoint={uri}: not found in {mask(tracking_uri)} ({first_line(error)})") from None
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact))
     except (MlflowException, OSError) as error:
-        raise ColorizeError(f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {hide_password(tracking_uri)} ({first_line(error)})") from None
+        raise ColorizeError(f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {mask(tracking_uri)} ({first_line(error)})") from None
 
 
 def _model_run(uri: str) -> str:
@@ -257,7 +275,7 @@ def _model_run(uri: str) -> str:
 def register_model(tracking_uri: str, run_id: str, name: str, alias: str) -> Optional[str]:
     """Register the model that run `run_id` logged as a new version of `name` and point `alias` at
     it; the version, or None when the run logged no model."""
-    mlflow.set_tracking_uri(tracking_uri)
+    tracking_uri = connect(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(run_id)
     logged = mlflow.search_logged_models(
@@ -290,7 +308,7 @@ def check_server(uri: str, attempts: int = 3) -> None:
             return
         except requests.RequestException as error:
             failure = error
-    raise ColorizeError(f"tracking.uri={hide_password(uri)}: no MLflow server answers ({type(failure).__name__})")
+    raise ColorizeError(f"tracking.uri={mask(uri)}: no MLflow server answers ({type(failure).__name__})")
 
 
 def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
@@ -302,7 +320,7 @@ def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
 
 def end_lost_run(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     """Close the run of a process that died (SIGKILL, a lost machine): KILLED, never left RUNNING."""
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(connect(uri))
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     if client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.RUNNING):
@@ -311,7 +329,7 @@ def end_lost_run(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
 
 def find_parent(uri: str, experiment: str, study: str) -> Optional[str]:
     """The id of a sweep's parent run (tagged with its study, no parent of its own), if one exists."""
-    mlflow.set_tracking_uri(uri)
+    connect(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         return None
@@ -327,22 +345,20 @@ class ParentRun:
     or others, start their own runs under it."""
 
     def __init__(self, uri: str, run_id: str) -> None:
-        self.client = mlflow.MlflowClient(uri)
+        self.client = mlflow.MlflowClient(connect(uri))
         self.run_id = run_id
 
     @classmethod
     def create(cls, uri: str, experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> "ParentRun":
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(uri)
+        uri = connect(uri)
         try:
             client = mlflow.MlflowClient(uri)
-            run = client.create_run(_experiment_id(experiment, uri), run_name=run_name, tags={k: hide_password(v) for k, v in tags.items()})
+            run = client.create_run(_experiment_id(experiment, uri), run_name=run_name, tags={k: mask(v) for k, v in tags.items()})
         except MlflowException as error:
-            raise ColorizeError(f"tracking.uri={hide_password(uri)}: {hide_password(first_line(error))}") from None
+            raise ColorizeError(f"tracking.uri={mask(uri)}: {mask(first_line(error))}") from None
         parent = cls(uri, run.info.run_id)
         for key, value in params.items():
-            client.log_param(parent.run_id, key, hide_password(str(value))[:MAX_PARAM_CHARS])
+            client.log_param(parent.run_id, key, mask(str(value))[:MAX_PARAM_CHARS])
         return parent
 
     def reopen(self) -> Optional[str]:
@@ -373,12 +389,12 @@ class ParentRun:
         for key, value in metrics.items():
             self.client.log_metric(self.run_id, key, value)
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, hide_password(value))
+            self.client.set_tag(self.run_id, key, mask(value))
         for artifact_file, figure in figures.items():
             self.client.log_figure(self.run_id, figure, artifact_file)
             plt.close(figure)
         for artifact_file, text in texts.items():
-            self.client.log_text(self.run_id, hide_password(text), artifact_file)
+            self.client.log_text(self.run_id, mask(text), artifact_file)
 
     def end(self, status: str) -> None:
         """status: FINISHED, FAILED or KILLED; ending an ended run again only sets its status."""

@@ -9,7 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from colorize import cli
+from colorize import cli, secrets
 from colorize.config import TrainerConfig, check, flatten, objectives, register
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
     torch.manual_seed(trainer.seed)
     source = data.Source.from_config(cfg.data, cfg.paths.cache_dir)
     run = parts.build(source, cfg.model, cfg.optimizer, cfg.loss, trainer, device, ranks)
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    config = secrets.resolved(cfg)  # what the run records (params, config.yaml, checkpoints): passwords masked
     progress, changes = checkpoint.Progress(), {}
     if trainer.resume:
         progress, changes = checkpoint.resume(trainer.resume, run.model, run.optimizer, run.shuffle, config, trainer.epochs)
@@ -87,7 +87,7 @@ def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict
     from colorize import tracking
 
     hydra_cfg = HydraConfig.get()
-    tags = {"hydra.overrides": " ".join(hydra_cfg.overrides.task) or "(none)", "output_dir": str(out_dir)}
+    tags = {"hydra.overrides": secrets.mask(" ".join(hydra_cfg.overrides.task)) or "(none)", "output_dir": str(out_dir)}
     commit = tracking.git_commit(Path(cfg.paths.root_dir))
     if commit:
         tags["mlflow.source.git.commit"] = commit

@@ -9,6 +9,8 @@ worker that finds the budget reached and nothing running, and wins the study's c
 
 import logging
 import re
+import signal
+import sys
 import threading
 import time
 import warnings
@@ -38,6 +40,11 @@ PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store t
 CLOSED = "colorize.parent_closed"  # study system attribute prefix of the close claim
 ADOPTED = "colorize.parent_adopted"  # study system attribute: who makes the parent when its creator died
 ENQUEUED = "colorize.enqueued"  # study system attribute: hydra.sweeper.enqueue was done; trial user attribute: an enqueued trial
+INTERRUPTED_EXIT = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -91,10 +98,16 @@ class OptunaSweeperImpl(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
 
     def sweep(self, arguments: list[str]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM (scancel, kill) ends trials and the parent run as Ctrl-C does
         try:
             self._sweep(arguments)
         except ColorizeError as error:
             raise SystemExit(f"colorize: error: {error}") from None
+        except KeyboardInterrupt as error:
+            if self.worker == 0:  # the first process speaks for its workers, which stop with it
+                print(f"colorize: interrupted ({str(error) or 'Ctrl-C'})", file=sys.stderr, flush=True)
+            raise SystemExit(INTERRUPTED_EXIT) from None
 
     def _sweep(self, arguments: list[str]) -> None:
         self._check_settings()
