@@ -6,10 +6,12 @@ from typing import Iterator
 
 import mlflow
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from colorize import checkpoint, wrapper
 from colorize.config import register
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -57,3 +59,24 @@ def cifar_train(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(out, filter="data")
     return out / "train"
+
+
+@pytest.fixture
+def tiny_checkpoint(compose_cfg, tmp_path: Path):
+    """An untrained tiny model saved as colorize.train saves it: enough to exercise the commands."""
+
+    def _save(*overrides: str) -> Path:
+        cfg = compose_cfg("data.limit=200", *overrides)
+        torch.manual_seed(0)
+        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        model = wrapper.build(cfg.model)
+        if hasattr(model.net, "head"):
+            # Untrained, with eval-mode batch norm, the net predicts ab far outside the sRGB gamut:
+            # a smaller output layer keeps most colours inside it, as a trained model's are.
+            model.net.head.weight.data *= 1e-3
+            model.net.head.bias.data *= 1e-3
+        path = tmp_path / "checkpoints" / "best.pt"
+        checkpoint.write({"model": model.state_dict(), "config": config}, path)
+        return path
+
+    return _save

@@ -10,28 +10,8 @@ from omegaconf import OmegaConf
 
 from colorize import checkpoint, data, wrapper
 from colorize.data import from_rgb
+from colorize.metrics import colorfulness
 from tests.conftest import run_cli
-
-
-@pytest.fixture
-def tiny_checkpoint(compose_cfg, tmp_path: Path):
-    """An untrained tiny model saved as colorize.train saves it: enough to exercise the commands."""
-
-    def _save(*overrides: str) -> Path:
-        cfg = compose_cfg("data.limit=200", *overrides)
-        torch.manual_seed(0)
-        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        model = wrapper.build(cfg.model)
-        if hasattr(model.net, "head"):
-            # Untrained, with eval-mode batch norm, the net predicts ab far outside the sRGB gamut:
-            # a smaller output layer keeps most colours inside it, as a trained model's are.
-            model.net.head.weight.data *= 1e-3
-            model.net.head.bias.data *= 1e-3
-        path = tmp_path / "checkpoints" / "best.pt"
-        checkpoint.write({"model": model.state_dict(), "config": config}, path)
-        return path
-
-    return _save
 
 
 def write_photos(folder: Path) -> dict[str, tuple[int, int]]:
@@ -195,7 +175,7 @@ def test_colorize_counts_only_files_it_wrote(tiny_checkpoint, tmp_path: Path) ->
     result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
     assert result.returncode == 1
     assert "wrote 1 of 2 images" in result.stdout
-    assert result.stderr.strip().splitlines()[-1].startswith(f"colorize: error: 1 of 2 inputs were not written (first: {tmp_path}/out/a.png")
+    assert result.stderr.strip().splitlines()[-1].startswith(f"colorize: error: 1 of 2 inputs were not written (first: cannot write {tmp_path}/out/a.png: it is a folder)")
     assert cv2.imread(str(tmp_path / "out" / "b.png")) is not None
     assert not list((tmp_path / "out").glob(".*.tmp"))  # no half-written file left
 
@@ -215,17 +195,29 @@ def test_colorize_bad_places_are_one_line(tiny_checkpoint, tmp_path: Path, case:
     assert result.stderr.strip().splitlines() == [f"colorize: error: {message}"]
 
 
-def test_an_rgb_model_keeps_the_photos_gray_and_size(tiny_checkpoint, tmp_path: Path) -> None:
-    ckpt = tiny_checkpoint("model=unet", "model.width=4", "model.depth=2", "model.target=rgb")
-    photo = skimage.data.astronaut()[:90, :160]  # not square
+@pytest.mark.parametrize("target", ["rgb", "ycbcr", "lab"])
+def test_the_photo_command_keeps_the_photos_luminance_on_every_pixel(compose_cfg, tmp_path: Path, target: str) -> None:
+    """A model that predicts colour far outside the sRGB gamut, on a saturated photo at a size it was
+    not trained at: the colour is scaled down to fit, never clipped per channel, so the luminance holds."""
+    cfg = compose_cfg("data.limit=200", "model=unet", "model.width=4", "model.depth=2", f"model.target={target}")
+    torch.manual_seed(0)
+    model = wrapper.build(cfg.model)
+    torch.nn.init.normal_(model.net.head.weight, std=5.0)  # strong colour: most pixels out of gamut
+    checkpoint.write({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}, tmp_path / "strong.pt")
+    photo = cv2.resize(skimage.data.astronaut(), (451, 300), interpolation=cv2.INTER_AREA)  # not square, not 32 px
     (tmp_path / "photos").mkdir()
-    cv2.imwrite(str(tmp_path / "photos" / "wide.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
+    cv2.imwrite(str(tmp_path / "photos" / "astronaut.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    result = run_cli("colorize", tmp_path, f"checkpoint={tmp_path}/strong.pt", f"input={tmp_path}/photos", f"output={tmp_path}/out")
     assert result.returncode == 0, result.stderr
-    written = cv2.imread(str(tmp_path / "out" / "wide.png"))
-    assert written.shape == (90, 160, 3)
-    difference = np.abs(cv2.cvtColor(written, cv2.COLOR_BGR2GRAY).astype(int) - cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(int))
-    assert (difference <= 1).mean() >= 0.99, f"gray kept on {(difference <= 1).mean():.3f} of pixels"
+    written = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "astronaut.png")), cv2.COLOR_BGR2RGB)
+    assert written.shape == photo.shape
+    assert colorfulness(torch.from_numpy(written).permute(2, 0, 1)[None] / 255).item() > 15  # strong colour indeed (the gray copy: 0)
+    if target == "lab":
+        drift = (from_rgb(written[None]).lab[0, 0] - from_rgb(photo[None]).lab[0, 0]).abs()
+        assert drift.max() <= 0.5, f"L moved by up to {drift.max():.2f}"
+    else:
+        drift = np.abs(cv2.cvtColor(written, cv2.COLOR_RGB2GRAY).astype(int) - cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(int))
+        assert drift.max() <= 1, f"gray kept within 1 level on {(drift <= 1).mean():.3f} of pixels"
 
 
 def test_the_net_sees_a_photo_at_its_aspect_ratio() -> None:

@@ -20,7 +20,8 @@ import pytest
 import requests
 from optuna.trial import TrialState
 
-from tests.test_sweep import sweep_cmd
+from tests.conftest import run_cli
+from tests.test_sweep import sweep, sweep_cmd
 
 PASSWORD = "s3cret-pw"  # the cluster trusts loopback; the password is there to be masked
 
@@ -87,7 +88,7 @@ def servers() -> Iterator[dict[str, Any]]:
             server = start_server()
 
         server = start_server()
-        yield {"storage": f"{db}/optuna", "tracking": tracking, "restart": restart_server}
+        yield {"storage": f"{db}/optuna", "tracking": tracking, "restart": restart_server, "artifacts": root / "artifacts"}
     finally:
         if server is not None:
             stop_server()
@@ -150,3 +151,25 @@ def test_workers_started_together_and_killed_at_random_finish_the_budget_once(se
     ran = [int(line.split("this worker ran ")[1].split()[0]) for log in logs for line in log.read_text().splitlines() if "this worker ran" in line]
     print(f"\ntrials per finishing worker {ran}; killed workers {[v for v, _ in kills]}; {len(failed)} trials FAIL, noticed "
           f"{', '.join(f'{s:.1f}' for s in noticed)} s after the SIGKILL; {len(trials)} trials; wall {wall:.0f} s")
+
+
+@pytest.mark.scale_out
+def test_a_password_in_a_url_is_printed_and_written_nowhere(servers: dict[str, Any], tmp_path: Path) -> None:
+    """The tracking server's and the storage's passwords typed on the command line of a run and of a
+    two-trial sweep: not one byte of what they print or write holds either (Hydra's .hydra/ files,
+    multirun.yaml, optimization_results.yaml, logs, checkpoints, artifacts), nor any param or tag."""
+    tracking = servers["tracking"].replace("http://", f"http://colorize:{PASSWORD}@")
+    tiny = ["trainer.epochs=1", "data.limit=100", "trainer.progress=false", "tracking.grid_images=2", f"tracking.uri={tracking}"]
+    ran = run_cli("train", tmp_path, *tiny)
+    swept = sweep(tmp_path, "sweep=smoke", *tiny, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=passwords", f"hydra.sweeper.storage={servers['storage']}")
+    for result in (ran, swept):
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert PASSWORD not in result.stdout + result.stderr
+    assert "View run" in ran.stdout + ran.stderr  # MLflow's own line, printed with the address it was given
+    files = [path for folder in (tmp_path, servers["artifacts"]) for path in folder.rglob("*") if path.is_file()]
+    assert any(path.name == "optimization_results.yaml" for path in files) and any(path.name == "best.pt" for path in files)
+    holding = [str(path) for path in files if PASSWORD.encode() in path.read_bytes()]
+    assert holding == [], holding
+    mlflow.set_tracking_uri(servers["tracking"])
+    recorded = mlflow.search_runs(experiment_names=["colorize"], output_format="list")
+    assert PASSWORD not in "".join(str(r.data.params) + str(r.data.tags) for r in recorded)
