@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     saved = checkpoint.Checkpoints(out_dir / "checkpoints", config)
     epochs = range(progress.epoch + 1, trainer.epochs + 1)
-    with reporting(trial), open_run(cfg, config, out_dir, run.model, trial, changes, progress.run_id, ranks.main) as tracker:
+    with pruned_when_diverged(trial), open_run(cfg, config, out_dir, run.model, trial, changes, progress.run_id, ranks.main) as tracker:
         progress.run_id = tracker.run_id
         if trial is not None:
             trial.attach(tracker.run_id)
@@ -58,6 +58,10 @@ def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
             if distributed.agree(trial is not None and trial.should_stop(objective, epoch.epoch, trainer.epochs)):
                 break  # pruned: rank 0 decides, every process stops
         records.log_end(tracker, run.model, run.data.val, progress.history, OmegaConf.to_yaml(config), saved.written(), cfg.tracking.register)
+    if trial is not None and trial.pruned_at is not None:
+        import optuna
+
+        raise optuna.TrialPruned(f"after epoch {trial.pruned_at}")  # the run itself ended FINISHED, with all it logged
     return objective[0] if len(objective) == 1 else objective
 
 
@@ -95,30 +99,27 @@ def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict
     name = cfg.tracking.run_name
     if trial is not None:
         tags.update(trial.tags)
-        name = name or f"{trial.study.study_name}-trial-{trial.number}"
+        name = name or f"{trial.study_name}-trial-{trial.number}"
     preset = hydra_cfg.runtime.choices.get("experiment")
     model = f"{hydra_cfg.runtime.choices.get('model')}-w{cfg.model.width}-{cfg.model.target.value}"
     return name or preset or model, tags
 
 
 def open_trial() -> Optional[Any]:
-    """The Optuna trial of a run that the colorize_optuna sweeper launched (colorize.sweeping.SweepTrial), else None."""
+    """The Optuna trial of a run that this project's sweeper launched (colorize.sweeping.SweepTrial), else None."""
     if not HydraConfig.initialized() or HydraConfig.get().sweeper.get("trial_id") is None:
         return None
-    # optuna and its storage: a second of imports, only for sweeps
-    from colorize import sweeping
-    from hydra_plugins.colorize_sweeper.trial import current
+    from colorize import sweeping  # optuna and its storage: a second of imports, only for sweeps
 
-    return sweeping.SweepTrial(current())
+    return sweeping.open_trial()
 
 
-def reporting(trial: Optional[Any]) -> contextlib.AbstractContextManager:
-    """Tells a sweep's trial how the run ended; nothing outside a sweep."""
+def pruned_when_diverged(trial: Optional[Any]) -> contextlib.AbstractContextManager:
     if trial is None:
         return contextlib.nullcontext()
     from colorize import sweeping
 
-    return sweeping.reporting(trial)
+    return sweeping.pruned_when_diverged(trial)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

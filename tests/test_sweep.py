@@ -15,7 +15,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from colorize.config import register
-from hydra_plugins.colorize_sweeper.space import distribution
+from hydra_plugins.hydra_optuna_async_sweeper._space import distribution
 from tests.conftest import PROJECT, run_cli, runs
 
 TINY = ["data.limit=200", "tracking.grid_images=2"]  # 160 train / 40 val patches: seconds per trial
@@ -67,7 +67,7 @@ def test_sweep_configs_compose() -> None:
     finally:
         GlobalHydra.instance().clear()
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_ == "hydra_plugins.colorize_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweeper._target_ == "hydra_plugins.hydra_optuna_async_sweeper.optuna_sweeper.OptunaSweeper"
     assert sweeper.direction == cfg.objective.direction == "maximize" and sweeper.sampler.seed == 0  # follows the objective
     assert sweeper.sampler.multivariate is None and sweeper.sampler.constant_liar is True  # Optuna 5's TPE defaults
     assert sweeper.check == "colorize.config.check"
@@ -120,7 +120,7 @@ def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     # The printed command reproduces the best trial as a plain run.
     command = re.search(r"reproduce the best \(trial \d+\):\n  (.+)\n", result.stdout).group(1)
     argv = shlex.split(command)
-    assert argv[:3] == ["python", "-m", "colorize.train"] and "-m" not in argv[3:]
+    assert argv[:3] == [sys.executable, "-m", "colorize.train"] and "-m" not in argv[3:]  # the command as it was typed
     rerun = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     [single] = [r for r in runs(tmp_path) if r.info.run_id not in {parent.info.run_id, *(c.info.run_id for c in children)}]
@@ -140,7 +140,7 @@ def test_a_two_objective_sweep_reports_its_pareto_front(tmp_path: Path) -> None:
     assert f"Pareto front: {len(front)} of 4 complete trials (maximize val_psnr, maximize val_colorfulness_ratio):" in result.stdout
     for t in study.trials:
         row = re.search(rf"^ +{t.number} +{t.values[0]:.4f} +{t.values[1]:.4f} ", result.stdout, re.MULTILINE)
-        command = re.search(rf"^  trial {t.number}: python -m colorize.train .*optimizer.lr={t.params['optimizer.lr']}", result.stdout, re.MULTILINE)
+        command = re.search(rf"^  trial {t.number}: \S+ -m colorize.train .*optimizer.lr={t.params['optimizer.lr']}", result.stdout, re.MULTILINE)
         assert (row is not None, command is not None) == ((True, True) if t.number in front else (False, False)), t.number
 
     [parent], children = parent_and_children(tmp_path)
@@ -189,7 +189,7 @@ def test_a_hopeless_learning_rate_is_pruned_before_its_last_epoch(tmp_path: Path
     assert hopeless.returncode == 0, hopeless.stderr[-3000:]
     first, second = trials(tmp_path)
     assert first.state == TrialState.COMPLETE and second.state == TrialState.PRUNED
-    assert second.user_attrs["reason"].startswith("pruned after epoch")
+    assert second.user_attrs["reason"].startswith("pruned: after epoch")
     assert max(second.intermediate_values) < 3 and second.params["optimizer.lr"] == 1.0
     [child] = [c for c in parent_and_children(tmp_path)[1] if c.data.tags["optuna.trial"] == "1"]
     assert child.data.tags["optuna.state"] == "PRUNED"
@@ -215,7 +215,7 @@ def test_a_value_every_trial_would_reject_stops_the_sweep_before_any_trial(tmp_p
     result = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.max_failure_rate=0.5", "hydra.sweeper.n_trials=2", "model.width=choice(0)")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        "colorize: error: the sweep cannot start: model.width=0 must be >= 1 "
+        "hydra-optuna-async-sweeper: error: the sweep cannot start: model.width=0 must be >= 1 "
         "(hydra.sweeper.check=colorize.config.check at optimizer.lr=0.0001 model.width=0)"
     )
     assert not (tmp_path / "sweeps" / "optuna.db").exists() and not (tmp_path / "mlruns").exists()  # nothing started
@@ -246,8 +246,10 @@ def test_concurrent_sweeps_and_n_jobs_share_one_study(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "override, named",
     [
-        ("tracking.uri=http://user:secret@127.0.0.1:9", "colorize: error: tracking.uri=http://user:***@127.0.0.1:9: no MLflow server answers"),
-        ("hydra.sweeper.storage=postgresql://user:secret@127.0.0.1:9/optuna", "colorize: error: Optuna storage postgresql://user:***@127.0.0.1:9/optuna: "),
+        ("tracking.uri=http://user:secret@127.0.0.1:9",
+         "hydra-optuna-async-sweeper: error: hydra.sweeper.mlflow.tracking_uri=http://user:***@127.0.0.1:9: no MLflow server answers"),
+        ("hydra.sweeper.storage=postgresql://user:secret@127.0.0.1:9/optuna",
+         "hydra-optuna-async-sweeper: error: Optuna storage postgresql://user:***@127.0.0.1:9/optuna: "),
     ],
 )
 def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path, override: str, named: str) -> None:

@@ -17,11 +17,12 @@ from hydra.types import HydraContext
 from hydra._internal.callbacks import Callbacks
 from optuna.trial import TrialState
 
-from colorize import secrets, tracking
+from colorize import secrets
 from colorize.config import register
-from hydra_plugins.colorize_sweeper import stopping
-from hydra_plugins.colorize_sweeper.sweeper import CLOSED
-from hydra_plugins.colorize_sweeper.workers import claim
+from hydra_plugins.hydra_optuna_async_sweeper import _parent as parent
+from hydra_plugins.hydra_optuna_async_sweeper import _stopping as stopping
+from hydra_plugins.hydra_optuna_async_sweeper._study import claim
+from hydra_plugins.hydra_optuna_async_sweeper._sweeper import CLOSED
 from tests.conftest import PROJECT
 
 Task = Callable[[dict[str, str]], float]
@@ -48,7 +49,7 @@ class Launcher:
 
 
 class Parent:
-    """tracking.ParentRun's interface, recording what happens to the one parent run."""
+    """The sweeper's ParentRun interface, recording what happens to the one parent run."""
 
     events: list[str] = []
 
@@ -66,6 +67,9 @@ class Parent:
 
     def summary(self, **kwargs: Any) -> None:
         self.events.append("summary")
+
+    def tag_trial_run(self, run_id: str, tags: Any) -> None:
+        pass
 
     def end(self, status: str) -> None:
         self.events.append(f"end {status}")
@@ -86,7 +90,7 @@ class Command:
 def make_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     """make_worker(*overrides, task=...) -> a sweeper of `python -m colorize.train -m sweep=smoke ...`."""
     register()
-    monkeypatch.setattr(tracking, "ParentRun", Parent)
+    monkeypatch.setattr(parent, "ParentRun", Parent)
     Parent.events = []
     with initialize_config_dir(str(PROJECT / "conf"), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
@@ -229,7 +233,7 @@ def test_the_failure_budget_counts_every_workers_failures(tmp_path: Path, make_w
     with pytest.raises(SystemExit) as stopped:  # a second worker: the study's failures count, not its own
         make_worker(*settings, task=crash).sweep([])
     assert str(stopped.value) == (
-        "colorize: error: 2 failed trials in study smoke (all workers), more than hydra.sweeper.max_failure_rate=0.5 "
+        "hydra-optuna-async-sweeper: error: 2 failed trials in study smoke (all workers), more than hydra.sweeper.max_failure_rate=0.5 "
         "of n_trials=2 allows; last: trial 1: RuntimeError: out of memory"
     )
     assert len(study(tmp_path).get_trials()) == 2
@@ -250,7 +254,7 @@ def test_a_study_kept_with_another_direction_stops_with_one_line(tmp_path: Path,
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.n_trials=2", "objective.direction=minimize").sweep([])
     assert str(stopped.value) == (
-        f"colorize: error: study smoke in sqlite:///{tmp_path}/sweeps/optuna.db is to maximize, not minimize: "
+        f"hydra-optuna-async-sweeper: error: study smoke in sqlite:///{tmp_path}/sweeps/optuna.db is to maximize, not minimize: "
         "set hydra.sweeper.study_name to start a new one"
     )
 
@@ -265,8 +269,8 @@ def test_two_first_workers_close_the_parent_run_once(tmp_path: Path, make_worker
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model.width=tag(log, interval(0.5, 2.5))", "colorize: error: the sweep cannot start: "),
-        ("optimizer.lr=-1", "colorize: error: the sweep cannot start: optimizer.lr=-1.0 must be finite and > 0 (hydra.sweeper.check=colorize.config.check at "),
+        ("model.width=tag(log, interval(0.5, 2.5))", "hydra-optuna-async-sweeper: error: the sweep cannot start: "),
+        ("optimizer.lr=-1", "hydra-optuna-async-sweeper: error: the sweep cannot start: optimizer.lr=-1.0 must be finite and > 0 (hydra.sweeper.check=colorize.config.check at "),
     ],
 )
 def test_a_value_no_trial_can_use_stops_the_sweep_before_the_first(tmp_path: Path, make_worker, override: str, expected: str) -> None:
@@ -282,7 +286,7 @@ def test_passwords_are_masked_in_errors_and_multirun_yaml(tmp_path: Path, make_w
     assert secrets.mask("postgresql://:secret@host/db") == "postgresql://:***@host/db"
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.storage=postgresql://:secret@127.0.0.1:9/optuna").sweep([])
-    assert str(stopped.value).startswith("colorize: error: Optuna storage postgresql://:***@127.0.0.1:9/optuna: ")
+    assert str(stopped.value).startswith("hydra-optuna-async-sweeper: error: Optuna storage postgresql://:***@127.0.0.1:9/optuna: ")
     assert "secret" not in str(stopped.value)
     saved = (tmp_path / "sweeps" / "run" / "multirun.yaml").read_text()
     assert "secret" not in saved and "postgresql://:***@127.0.0.1:9/optuna" in saved
@@ -316,7 +320,7 @@ def test_every_sampler_searches_the_smoke_space_seeded(tmp_path: Path, make_work
     chosen += TWO_OBJECTIVES if objectives == 2 else []
     for name in ("a", "b"):
         worker = make_worker(*chosen, f"hydra.sweeper.study_name={name}", task=lr_and_width if objectives == 2 else lr_score)
-        worker.sweep(["optimizer.lr=choice(1e-3,3e-3)"] if sampler == "grid" else [])
+        worker.sweep(["optimizer.lr=choice(1e-3,3e-3)", "model.width=choice(1,2)"] if sampler == "grid" else [])
     found = [study(tmp_path, name).get_trials() for name in ("a", "b")]
     assert [t.state for t in found[0]] == [TrialState.COMPLETE] * 4
     assert len({tuple(sorted(t.params.items())) for t in found[0]}) == 4  # no point tried twice (the grid has exactly 4)
@@ -338,7 +342,7 @@ def test_every_sampler_searches_the_smoke_space_seeded(tmp_path: Path, make_work
 def test_a_sampler_that_cannot_search_the_study_stops_with_one_line(tmp_path: Path, make_worker, settings: list[str], arguments: list[str], line: str) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker(*settings).sweep(arguments)
-    assert str(stopped.value) == f"colorize: error: {line}"
+    assert str(stopped.value) == f"hydra-optuna-async-sweeper: error: {line}"
     assert not (tmp_path / "sweeps" / "optuna.db").exists()  # refused before the study was made
 
 
@@ -403,7 +407,7 @@ def test_a_trial_asked_just_after_another_worker_stopped_the_study_is_not_run(tm
 def test_stop_settings_need_one_objective(tmp_path: Path, make_worker) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.stop.patience=3", *TWO_OBJECTIVES).sweep([])
-    assert str(stopped.value) == "colorize: error: hydra.sweeper.stop needs one objective: patience and target compare one value, and this study has 2"
+    assert str(stopped.value) == "hydra-optuna-async-sweeper: error: hydra.sweeper.stop needs one objective: patience and target compare one value, and this study has 2"
 
 
 def test_enqueued_settings_run_first_and_once_across_a_resume(tmp_path: Path, make_worker) -> None:
@@ -412,11 +416,11 @@ def test_enqueued_settings_run_first_and_once_across_a_resume(tmp_path: Path, ma
     found = study(tmp_path).get_trials()
     assert found[0].params == {"optimizer.lr": 0.002, "model.width": 2}
     assert found[1].params["optimizer.lr"] == 5e-4 and found[1].params["model.width"] in (1, 2)
-    assert [t.user_attrs.get("colorize.enqueued", False) for t in found] == [True, True, False]
+    assert [t.user_attrs.get("enqueued", False) for t in found] == [True, True, False]
     make_worker("hydra.sweeper.n_trials=5", first).sweep([])  # the README's resume, the same command
     found = study(tmp_path).get_trials()
     assert [t.state for t in found] == [TrialState.COMPLETE] * 5
-    assert [t.user_attrs.get("colorize.enqueued", False) for t in found] == [True, True, False, False, False]
+    assert [t.user_attrs.get("enqueued", False) for t in found] == [True, True, False, False, False]
     assert all(t.params["optimizer.lr"] not in (0.002, 5e-4) for t in found[2:])
 
 
@@ -431,4 +435,4 @@ def test_enqueued_settings_run_first_and_once_across_a_resume(tmp_path: Path, ma
 def test_enqueued_settings_outside_the_space_stop_with_one_line(tmp_path: Path, make_worker, given: str, line: str) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.n_trials=1", f"hydra.sweeper.enqueue={given}").sweep([])
-    assert str(stopped.value) == f"colorize: error: {line}"
+    assert str(stopped.value) == f"hydra-optuna-async-sweeper: error: {line}"

@@ -1,0 +1,207 @@
+"""The study every worker shares, and the rules they keep in it: its storage, how a trial ends (the
+one place a trial changes state), which trials use up the budget, claims that exactly one worker
+wins, heartbeats and the stale-trial rule. The storage is the only coordination between workers: the
+n_jobs processes or threads of one command, other commands, other machines.
+
+A worker beats for its running trial from the moment it asks for it; any worker fails a RUNNING trial
+that started more than twice heartbeat_interval ago and has not beaten within that time (its worker
+died, before or after its first beat), so a dead worker's trial is replaced and no one waits forever.
+"""
+
+import logging
+import math
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import optuna
+import sqlalchemy
+import sqlalchemy.exc
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+
+from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError, mask, one_line
+from hydra_plugins.hydra_optuna_async_sweeper.trial import RUN  # noqa: F401  (one of the study's attributes, public for jobs)
+
+log = logging.getLogger(__name__)
+
+# Study user attributes.
+PARENT_RUN = "mlflow_parent_run_id"  # the sweep's one MLflow parent run, for the jobs' runs to name as parent
+PRUNER = "pruner"  # the pruner's config, so jobs in other processes build the same one
+# Trial user attributes.
+REASON = "reason"  # why a trial was pruned or failed, one line
+STOPPED = "worker_stopped"  # True on a trial that failed because its worker or job was lost, not by its own error
+# Study system attributes, each claimed by exactly one worker (claim).
+SYSTEM = "async_sweeper."
+SQLITE_TIMEOUT_S = 60  # concurrent workers wait this long for SQLite's single write lock
+STORAGE_ATTEMPTS = 4  # connection tries, 1, 2 and 3 s apart
+Values = Union[None, float, Sequence[float]]
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage. Heartbeats are this sweeper's, not Optuna's, whose check skips a trial
+    that never beat."""
+    engine_kwargs = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    for attempt in range(STORAGE_ATTEMPTS):
+        time.sleep(attempt)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except sqlalchemy.exc.DBAPIError as error:
+            failure = error  # workers creating a new database's tables at once collide; a server restarts
+        except Exception as error:  # a bad URL, a missing driver: trying again will not help
+            failure = error
+            break
+    hint = ""
+    if mask(url) != url:
+        hint = " (given in clear, the password is written to each job's .hydra/hydra.yaml: 'hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}' leaves no trace of it)"
+    raise SweeperError(f"Optuna storage {mask(url)}: {mask(one_line(failure))}{hint}")
+
+
+def finite(values: Values) -> Optional[list[float]]:
+    """The objective values as floats, None when there are none or one is not finite."""
+    if values is None:
+        return None
+    floats = [float(values)] if isinstance(values, (int, float)) else [float(v) for v in values]
+    return floats if all(math.isfinite(v) for v in floats) else None
+
+
+def settle(storage: optuna.storages.BaseStorage, trial_id: int, state: TrialState, reason: Optional[str] = None, stopped: bool = False) -> bool:
+    """A trial's end from any process, without the sampler: FAIL with a one-line reason (stopped: its
+    worker or job was lost, not the trial), or WAITING (back to the queue for a later ask). False
+    when another worker ended it first: a finished trial is never changed."""
+    try:
+        if storage.get_trial(trial_id).state.is_finished():
+            return False
+        if reason:
+            storage.set_trial_user_attr(trial_id, REASON, reason)
+        if stopped:
+            storage.set_trial_user_attr(trial_id, STOPPED, True)
+        storage.set_trial_state_values(trial_id, state, None)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: Values = None, reason: Optional[str] = None) -> TrialState:
+    """The end of a trial its worker launched, through Optuna's own tell: the sampler's after_trial
+    runs (a sampler's constraints_func is recorded there) before the state is stored. A value that is
+    not finite is a FAIL."""
+    if study._storage.get_trial(trial._trial_id).state.is_finished():  # a worker that found it stale got there first
+        return study._storage.get_trial(trial._trial_id).state
+    floats = finite(values)
+    if state == TrialState.COMPLETE and floats is None:
+        state, reason = TrialState.FAIL, reason or f"the objective is {values}, not a finite number"
+    if reason:
+        study._storage.set_trial_user_attr(trial._trial_id, REASON, reason)
+    try:
+        # A PRUNED trial's value is its last reported one: Optuna's tell takes it itself.
+        study.tell(trial, floats if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+    except RuntimeError as error:  # the grid sampler stops the study when its grid is done: nothing to stop here
+        if "Study.stop" not in str(error):
+            raise
+    return study._storage.get_trial(trial._trial_id).state
+
+
+def counted(trial: FrozenTrial) -> bool:
+    """A trial that uses up the budget: COMPLETE, PRUNED, or FAIL by its own error."""
+    if trial.state == TrialState.FAIL:
+        return not trial.user_attrs.get(STOPPED)
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+_MEMORY_CLAIMS = threading.Lock()  # in memory, the worker threads of this process are the only claimants
+
+
+def claim(storage: optuna.storages.BaseStorage, study_id: int, key: str) -> bool:
+    """True for exactly one caller per key, in any process or thread: the study's system attributes
+    are unique per key, so of the workers inserting the same key one succeeds (Optuna's own setter
+    upserts)."""
+    key = SYSTEM + key
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        with _MEMORY_CLAIMS:
+            if key in storage.get_study_system_attrs(study_id):
+                return False
+            storage.set_study_system_attr(study_id, key, True)
+            return True
+    table = models.StudySystemAttributeModel.__table__
+    try:
+        with storage.engine.begin() as connection:
+            connection.execute(table.insert().values(study_id=study_id, key=key, value_json="true"))
+    except sqlalchemy.exc.IntegrityError:
+        return False
+    return True
+
+
+def rdb(storage: optuna.storages.BaseStorage) -> Optional[optuna.storages.RDBStorage]:
+    """The RDB storage behind a study's storage (Optuna wraps it in a cache), or None in memory."""
+    inner = getattr(storage, "_backend", storage)
+    return inner if isinstance(inner, optuna.storages.RDBStorage) else None
+
+
+def fail_stale(storage: optuna.storages.BaseStorage, study_id: int, grace_s: float, on_lost: Callable[[FrozenTrial], None],
+               now: Callable[[], datetime] = datetime.now) -> None:
+    """FAIL each RUNNING trial older than grace_s whose last heartbeat, if it has one, is older too.
+    Its start is compared on this machine's clock (Optuna writes it with the asking worker's clock),
+    its heartbeat on the database's, which wrote it. A re-asked trial starts anew, so its old
+    heartbeat does not make it stale. One query for the whole study."""
+    database = rdb(storage)
+    if database is None:
+        return  # in memory: one process, nothing another worker could find stale
+    grace = timedelta(seconds=grace_s)
+    trials, beats = models.TrialModel.__table__.c, models.TrialHeartbeatModel.__table__.c
+    query = (
+        sqlalchemy.select(trials.trial_id, trials.datetime_start, beats.heartbeat, sqlalchemy.func.now())
+        .select_from(models.TrialModel.__table__.outerjoin(models.TrialHeartbeatModel.__table__, beats.trial_id == trials.trial_id))
+        .where(trials.study_id == study_id, trials.state == TrialState.RUNNING.name)
+    )
+    with database.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    local_now = now()
+    for trial_id, started, beat, db_now in rows:
+        db_now = db_now.replace(tzinfo=None) if isinstance(db_now, datetime) else datetime.fromisoformat(str(db_now))
+        if started is None or local_now - started <= grace or (beat is not None and db_now - beat <= grace):
+            continue
+        if settle(storage, trial_id, TrialState.FAIL, reason=f"its worker stopped: no heartbeat for {grace_s:g} s", stopped=True):
+            on_lost(storage.get_trial(trial_id))
+
+
+class Heartbeat:
+    """One thread per worker that beats for the trial it is running, at once and every interval, and
+    meanwhile fails other workers' stale trials, so that a dead worker's trial is failed within about
+    three intervals, however long the trials here are."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, interval: float, check: Callable[[], None]) -> None:
+        self.storage = rdb(storage)
+        self.interval, self.check = interval, check
+        self.trial_id: Optional[int] = None
+        self.closed = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+
+    def watch(self, trial_id: Optional[int]) -> None:
+        """Beat for this trial from now on (None: for none)."""
+        self.trial_id = trial_id
+        if self.storage is None or trial_id is None:
+            return
+        self.storage.record_heartbeat(trial_id)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._beat, daemon=True)
+            self.thread.start()
+
+    def _beat(self) -> None:
+        while not self.closed.wait(self.interval):
+            try:
+                if self.trial_id is not None:
+                    self.storage.record_heartbeat(self.trial_id)
+                self.check()
+            except Exception as error:  # a short database outage; the next beat retries
+                log.warning("heartbeat of trial id %s: %s", self.trial_id, one_line(error))
+
+    def close(self) -> None:
+        self.closed.set()
+        if self.thread is not None:
+            self.thread.join()
