@@ -28,9 +28,11 @@ class Ranks:
 
 def setup(batch_size: int) -> Ranks:
     """The process group torchrun describes in its environment (RANK, WORLD_SIZE, LOCAL_RANK), or a
-    single process; gloo on CPUs, NCCL on GPUs (each process on its LOCAL_RANK's GPU). Under SLURM
-    (Hydra's submitit launcher with several tasks), submitit turns SLURM's variables into those."""
-    if "RANK" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    single process; gloo on CPUs, NCCL on GPUs (each process on its LOCAL_RANK's GPU). In a job of
+    Hydra's submitit launcher with several tasks, submitit turns SLURM's variables into those."""
+    # Only submitit's jobs: its environment refuses to load elsewhere. And the tasks of this step
+    # (srun's), not SLURM_NTASKS, the allocation's: a batch script of `sbatch -n 2` is one process.
+    if "RANK" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
         from submitit.helpers import TorchDistributedEnvironment  # the distributed extra
 
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
