@@ -67,7 +67,7 @@ class Cluster:
 
     def states(self, job: str) -> dict[str, str]:
         """sacct's state of each of a job's allocations (an array's tasks as `<id>_<index>`), steps left out."""
-        listed = self.run("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job).stdout.split()
+        listed = self.run("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job).stdout.splitlines()  # a state may hold spaces: CANCELLED by 0
         return {line.split("|")[0]: line.split("|")[1].split()[0] for line in listed}
 
     def wait_final(self, job: str, count: int, deadline_s: float) -> dict[str, str]:

@@ -306,3 +306,22 @@ def test_the_mlflow_parent_run_is_set_on_the_command_line(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr[-3000:]
     [parent] = mlflow.MlflowClient(store).search_runs([mlflow.MlflowClient(store).get_experiment_by_name("sphere").experiment_id])
     assert parent.info.run_name == "sweep-sphere" and parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 2
+
+
+def test_a_waiting_trial_two_workers_take_at_once_is_run_by_one(tmp_path: Path) -> None:
+    # On SQLite, Optuna's ask reads a WAITING trial's state and then writes RUNNING without a row lock,
+    # so two workers asking at once can both be handed the same enqueued trial: one claim decides.
+    from hydra_plugins.hydra_optuna_async_sweeper._study import claim_asked, settle
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/race.db")
+    study = optuna.create_study(study_name="race", storage=storage)
+    study.enqueue_trial({"x": 1.0})
+    handed = study.ask()
+    both = optuna.load_study(study_name="race", storage=storage)  # another worker, handed the same trial
+    same = optuna.trial.Trial(both, handed._trial_id)
+    assert [claim_asked(study, handed), claim_asked(both, same)] == [True, False]
+    settle(storage, handed._trial_id, TrialState.WAITING)  # put back: asked anew later, claimed anew
+    again = study.ask()
+    assert again._trial_id == handed._trial_id and claim_asked(study, again)
+    fresh = study.ask()  # a new trial, never WAITING: no claim needed, none made
+    assert claim_asked(study, fresh)

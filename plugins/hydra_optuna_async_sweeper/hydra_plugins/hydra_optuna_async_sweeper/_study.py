@@ -35,6 +35,7 @@ REASON = "reason"  # why a trial was pruned or failed, one line
 STOPPED = "worker_stopped"  # True on a trial that failed because its worker or job was lost, not by its own error
 # Study system attributes, each claimed by exactly one worker (claim).
 SYSTEM = "async_sweeper."
+REQUEUED = SYSTEM + "requeued"  # trial system attribute: how often the trial went back to WAITING
 SQLITE_TIMEOUT_S = 60  # concurrent workers wait this long for SQLite's single write lock
 STORAGE_ATTEMPTS = 4  # connection tries, 1, 2 and 3 s apart
 Values = Union[None, float, Sequence[float]]
@@ -75,8 +76,11 @@ def settle(storage: optuna.storages.BaseStorage, trial_id: int, state: TrialStat
     worker or job was lost, not the trial), or WAITING (back to the queue for a later ask). False
     when another worker ended it first: a finished trial is never changed."""
     try:
-        if storage.get_trial(trial_id).state.is_finished():
+        frozen = storage.get_trial(trial_id)
+        if frozen.state.is_finished():
             return False
+        if state == TrialState.WAITING:  # a new asking of it, for claim_asked
+            storage.set_trial_system_attr(trial_id, REQUEUED, frozen.system_attrs.get(REQUEUED, 0) + 1)
         if reason:
             storage.set_trial_user_attr(trial_id, REASON, reason)
         if stopped:
@@ -135,6 +139,17 @@ def claim(storage: optuna.storages.BaseStorage, study_id: int, key: str) -> bool
     except sqlalchemy.exc.IntegrityError:
         return False
     return True
+
+
+def claim_asked(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """True for the one worker a WAITING trial (enqueued, or put back) was handed to. Optuna's ask
+    takes a WAITING trial by reading its state and then writing RUNNING, which on SQLite two workers
+    can both do at once (no row lock): both would run it. Keyed by how often it was put back, so a
+    trial asked again later is claimed anew."""
+    attrs = trial._cached_frozen_trial.system_attrs  # as the ask read it: no extra query
+    if "fixed_params" not in attrs and REQUEUED not in attrs:
+        return True  # made by this ask, never WAITING: no other worker can hold it
+    return claim(study._storage, study._study_id, f"asked.{trial._trial_id}.{attrs.get(REQUEUED, 0)}")
 
 
 def rdb(storage: optuna.storages.BaseStorage) -> Optional[optuna.storages.RDBStorage]:

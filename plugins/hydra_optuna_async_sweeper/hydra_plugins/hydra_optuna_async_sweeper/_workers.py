@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hydra_plugins.hydra_optuna_async_sweeper import _stopping as stopping
 from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError, one_line
-from hydra_plugins.hydra_optuna_async_sweeper._study import REASON, STOPPED, Heartbeat, counted, fail_stale, settle
+from hydra_plugins.hydra_optuna_async_sweeper._study import REASON, STOPPED, Heartbeat, claim_asked, counted, fail_stale, settle
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,9 @@ class Worker:
                 settle(storage, trial_id, TrialState.FAIL, reason=f"the sampler failed: {one_line(error)}")
                 log.warning("trial id %d FAIL: the sampler failed: %s", trial_id, one_line(error))
                 return TrialState.FAIL
+            if not claim_asked(self.study, trial):
+                log.info("trial %d was handed to another worker at once: asking again", trial.number)
+                return None  # the other worker runs it; this one never touches it
             trial_id = self.running = trial._trial_id
             heartbeat.watch(trial_id)
             ahead = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and (counted(t) or t.state == TrialState.RUNNING))
