@@ -17,7 +17,7 @@ from colorize.config import DataConfig
 from colorize.metrics import baselines, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close")
+COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close", "auc", "auc_rebalanced")
 
 
 def main() -> None:

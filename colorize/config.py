@@ -187,6 +187,8 @@ OBJECTIVE_METRICS = (
     "val_colorfulness_ratio",
     "val_colorfulness_gap",
     "val_mean_ab_close",
+    "val_auc",
+    "val_auc_rebalanced",
 )
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 register()
 
-COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close")
+COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close", "auc", "auc_rebalanced")
 BASELINES = ("gray_copy", "lab_zero_ab")
 
 

@@ -63,9 +63,9 @@ def log_epoch(tracker: Tracker, epoch: Epoch, model: Colorizer, val: Batches, ep
         grid = plots.sample_grid(as_float(shown.gray), predict(model, shown), as_float(shown.rgb), title)
         tracker.image(grid, GRIDS, step=epoch.epoch)
     log.info(
-        "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB (per image %.2f)  colorfulness_ratio %.2f (gap %.1f)  %.1f s  %.0f img/s",
+        "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB (per image %.2f)  colorfulness_ratio %.2f (gap %.1f)  auc %.1f (rebalanced %.1f)  %.1f s  %.0f img/s",
         epoch.epoch, epochs[-1], epoch.train_loss, epoch.val["loss"], epoch.val["psnr"], epoch.val["psnr_per_image"],
-        epoch.val["colorfulness_ratio"], epoch.val["colorfulness_gap"], epoch.seconds, epoch.images_per_second,
+        epoch.val["colorfulness_ratio"], epoch.val["colorfulness_gap"], epoch.val["auc"], epoch.val["auc_rebalanced"], epoch.seconds, epoch.images_per_second,
     )
 
 

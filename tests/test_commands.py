@@ -33,7 +33,8 @@ def test_evaluate_prints_model_and_baselines_and_writes_json(tiny_checkpoint, tm
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert report["images"] == 40 and report["model_target"] == "lab"  # 0.2 of data.limit=200
     assert set(report["metrics"]) == {"model", "gray_copy", "lab_zero_ab"}
-    assert set(report["metrics"]["model"]) == {"loss", "psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close"}
+    columns = {"psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close", "auc", "auc_rebalanced"}
+    assert set(report["metrics"]["model"]) == {"loss", *columns} and set(report["metrics"]["gray_copy"]) == columns
     assert report["metrics"]["gray_copy"]["colorfulness_ratio"] == 0
 
 
@@ -52,6 +53,7 @@ def test_evaluate_scores_each_photo_at_its_own_size_against_the_gray_copy(tiny_c
         assert photo["psnr"] == pytest.approx(photo["gray_copy_psnr"], abs=1e-3)
     model, gray_copy = report["metrics"]["model"], report["metrics"]["gray_copy"]
     assert model["psnr_per_image"] == pytest.approx(gray_copy["psnr_per_image"], abs=1e-3) and model["colorfulness_ratio"] == 0
+    assert model["auc_rebalanced"] == pytest.approx(gray_copy["auc_rebalanced"], abs=1e-3) and model["auc_rebalanced"] < model["auc"]
     unreadable = photos / "broken.jpg"
     unreadable.write_bytes(b"not an image")
     result = run_cli("evaluate", tmp_path, f"checkpoint={ckpt}", f"input={unreadable}")

@@ -6,8 +6,9 @@ import skimage.color
 import torch
 from skimage.metrics import structural_similarity
 
+from colorize.color import lab_to_rgb, rgb_to_lab
 from colorize.data import Images, from_rgb
-from colorize.metrics import Scores, baselines, colorfulness, ssim
+from colorize.metrics import AB_RARITY, Scores, baselines, colorfulness, rarity, rarity_weights, ssim
 
 
 def scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
@@ -50,6 +51,52 @@ def test_colorfulness_gap_is_per_image_and_mean_ab_close_counts_casts() -> None:
     assert scores(tinted, truth)["mean_ab_close"] == 1
 
 
+def test_rarity_weights_by_hand() -> None:
+    # Two bins seen, 3 pixels to 1; a sigma of 0.01 bins leaves the shares as they are.
+    weights = rarity_weights(torch.tensor([[3.0, 1.0], [0.0, 0.0]]), sigma_bins=0.01, mix=0.5)
+    # 1 / (0.5 p + 0.5 / 2): 1.6, 2.667 and, unseen, 4; then divided by 0.75 * 1.6 + 0.25 * 2.667 = 1.867.
+    assert weights.flatten().tolist() == pytest.approx([1.6 / 1.8667, 2.6667 / 1.8667, 4 / 1.8667, 4 / 1.8667], rel=1e-3)
+    assert AB_RARITY.shape == (22, 22) and AB_RARITY.min() > 0.1 and AB_RARITY.max() < 6  # finite for every colour
+
+
+def test_auc_raw_and_rebalanced_by_hand() -> None:
+    # Three pixels given in CIE Lab (in the sRGB gamut, so they come back from RGB within 1e-4), and pure red
+    # predicted as pure blue (ab error 175).
+    truth_lab = torch.tensor([[50, 5.5, 5.5], [50, 20.5, 5], [60, -30.3, 45.4]]).mT.reshape(1, 3, 1, 3)
+    pred_lab = torch.tensor([[50, 5.5, 5.5], [50, 0, 5], [60, 0, 5]]).mT.reshape(1, 3, 1, 3)
+    red, blue = torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1), torch.tensor([0, 0, 1.0]).view(1, 3, 1, 1)
+    truth, pred = torch.cat([lab_to_rgb(truth_lab), red], -1), torch.cat([lab_to_rgb(pred_lab), blue], -1)
+    # ab errors 0, 20.5, hypot(30.3, 40.4) = 50.5 and 175: within 151, 130, 100 and 0 of the 151 thresholds 0..150.
+    passed = torch.tensor([151, 130, 100, 0]) / 151
+    result = scores(pred, truth)
+    assert result["auc"] == pytest.approx(100 * (151 + 130 + 100 + 0) / (4 * 151), abs=1e-3)  # 63.08
+    # Each pixel weighs what its true colour's 10 x 10 bin of the table weighs: a in [0, 10) and b in [0, 10)
+    # is bin (11, 11); (20.5, 5) is (13, 11); (-30.3, 45.4) is (7, 15); red's (80.1, 67.2) is (19, 17).
+    weight = AB_RARITY[[11, 13, 7, 19], [11, 11, 15, 17]]
+    assert weight.tolist() == pytest.approx(rarity(rgb_to_lab(truth)[:, 1:]).flatten().tolist())
+    assert result["auc_rebalanced"] == pytest.approx(100 * (weight * passed).sum().item() / weight.sum().item(), abs=1e-3)
+    assert weight[0] < 0.2 < 1 < weight[2]  # near-gray is common, yellow-green rarer: the rebalanced AuC is lower
+    assert result["auc_rebalanced"] < result["auc"]
+
+
+def test_auc_is_the_mean_over_thresholds_pooled_over_pixels() -> None:
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.rand(3, 3, 8, 8, generator=generator)
+    pred = (truth + 0.3 * torch.randn(3, 3, 8, 8, generator=generator)).clamp(0, 1)
+    s = Scores()
+    s.add(pred[:2], truth[:2])  # two batches, pooled
+    s.add(pred[2:], truth[2:])
+    result, per_image = s.result(), s.per_image()
+    truth_ab = rgb_to_lab(truth)[:, 1:]
+    error, weight = (rgb_to_lab(pred)[:, 1:] - truth_ab).norm(dim=1), rarity(truth_ab)
+    within = torch.stack([(error <= t).float() for t in range(151)])  # one pass per threshold, as defined
+    assert result["auc"] == pytest.approx(100 * within.mean().item(), abs=1e-3)
+    assert result["auc_rebalanced"] == pytest.approx(100 * (within * weight).sum().item() / (151 * weight.sum().item()), abs=1e-3)
+    assert per_image["auc"] == pytest.approx((100 * within.mean(dim=(0, 2, 3))).tolist(), abs=1e-3)
+    perfect = scores(truth, truth)
+    assert perfect["auc"] == pytest.approx(100) and perfect["auc_rebalanced"] == pytest.approx(100)
+
+
 def test_ssim_matches_scikit_image() -> None:
     rng = np.random.default_rng(0)
     truth = rng.random((3, 32, 32)).astype(np.float32)
@@ -70,6 +117,9 @@ def test_baselines_by_hand() -> None:
     assert result["gray_copy_psnr"] == pytest.approx(-10 * math.log10(mse), abs=1e-3)  # 12.17 dB
     assert result["gray_copy_psnr_per_image"] == pytest.approx(result["gray_copy_psnr"], abs=1e-4)
     assert result["gray_copy_colorfulness_ratio"] == 0
+    # Every pixel's ab error is the colour's chroma, hypot(a, b) = 58.1: within 92 of the 151 thresholds.
+    chroma = math.hypot(*skimage.color.rgb2lab(rgb[0, 0, 0] / 255)[1:])
+    assert result["gray_copy_auc"] == result["gray_copy_auc_rebalanced"] == pytest.approx(100 * (151 - math.ceil(chroma)) / 151, abs=1e-3)
     # The true L with a = b = 0 is a neutral gray; scikit-image's exact inverse gives its RGB.
     lightness = skimage.color.rgb2lab(rgb[0] / 255)[..., 0]
     neutral = skimage.color.lab2rgb(np.stack([lightness, 0 * lightness, 0 * lightness], -1))

@@ -31,9 +31,9 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     [run] = runs(tmp_path)
     assert run.info.status == "FINISHED"
     client = mlflow.MlflowClient()
-    for key in ("train_loss", "val_loss", "val_psnr", "val_psnr_per_image", "val_ssim", "val_colorfulness_ratio", "epoch_seconds"):
+    for key in ("train_loss", "val_loss", "val_psnr", "val_psnr_per_image", "val_ssim", "val_colorfulness_ratio", "val_auc", "val_auc_rebalanced", "epoch_seconds"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
-    for key in ("val_gray_copy_psnr", "val_gray_copy_ssim", "val_lab_zero_ab_psnr", "val_lab_zero_ab_psnr_per_image"):
+    for key in ("val_gray_copy_psnr", "val_gray_copy_ssim", "val_gray_copy_auc_rebalanced", "val_lab_zero_ab_psnr", "val_lab_zero_ab_psnr_per_image"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0], key  # once
     train_loss = [m.value for m in client.get_metric_history(run.info.run_id, "train_loss")]
     val_loss = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
