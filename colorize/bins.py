@@ -47,10 +47,11 @@ def soft_targets(chroma: torch.Tensor, bins: int) -> torch.Tensor:
 
 class RebalancedCrossEntropy(nn.Module):
     """Cross entropy of the scores against the soft targets, each pixel weighted by how rare its
-    colour is: weights (1 - mix) * p + mix / Q, inverted and normalised to a mean of 1 over the
-    colours seen. p is the share of each bin over all training pixels so far, counted as training
-    goes (so no pass over the data is needed first; the first batches weigh by a rougher p). With
-    mix=1 every colour weighs the same (plain cross entropy)."""
+    colour is: weights (1 - mix) * p + mix / Q, Q the number of bins seen, inverted and normalised
+    to a mean of 1 over the colours seen. p is the share of each bin over all training pixels so
+    far, counted as training goes (so no pass over the data is needed first; the first batches weigh
+    by a rougher p: on Tiny ImageNet the weights are within 8% after 20 batches of 50, 2% after 100).
+    With mix=1 every colour weighs the same (plain cross entropy)."""
 
     def __init__(self, mix: float = 0.5) -> None:
         super().__init__()
@@ -65,7 +66,10 @@ class RebalancedCrossEntropy(nn.Module):
             self.counts = seen if self.counts is None else self.counts + seen
         counts = self.counts if self.counts is not None else target.sum(dim=(0, 2, 3))
         share = counts / counts.sum()
-        weight = 1 / ((1 - self.mix) * share + self.mix / share.numel())
+        # The uniform share is over the colours seen, as Zhang et al.'s is over the in-gamut bins. Over
+        # all bins^2, many never seen (CIFAR-10 fills 144 of 16 x 16, Tiny ImageNet 188), it shrank as
+        # model.bins grew, and rare colours weighed up to 1.8 times more than loss.mix says.
+        weight = 1 / ((1 - self.mix) * share + self.mix / (share > 0).sum())
         weight = weight / (share * weight).sum()
         pixel_weight = weight[target.argmax(dim=1)]  # the weight of each pixel's nearest bin
         cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)

@@ -124,11 +124,15 @@ def test_the_bins_loss_weighs_rare_colours_up_and_learns(compose_cfg) -> None:
     from colorize import bins
 
     loss = bins.RebalancedCrossEntropy(mix=0.5)
-    common, rare = torch.zeros(1, 2, 1, 9), torch.zeros(1, 2, 1, 1) + 0.2
+    # Nine pixels of one colour and one of another, each at a bin centre of the 8 x 8 grid (one class
+    # each); the other 62 bins are never seen.
+    common, rare = torch.tensor([0.0625, 0.0625]).view(1, 2, 1, 1), torch.tensor([0.1875, -0.0625]).view(1, 2, 1, 1)
     logits = torch.zeros(1, 64, 1, 10, requires_grad=True)
-    loss(logits, torch.cat([common, rare], -1)).backward()
-    per_pixel = logits.grad.abs().sum(1).flatten()
-    assert per_pixel[-1] > 2 * per_pixel[0]  # the one rare pixel pulls harder than each common one
+    loss(logits, torch.cat([common.expand(-1, -1, -1, 9), rare], -1)).backward()
+    per_pixel = logits.grad.abs().sum(1).flatten()  # at equal scores, each pixel's pull is its weight
+    # Weights 1 / (0.5 share + 0.5 / 2), the uniform share over the 2 colours seen (Zhang et al.'s over
+    # the in-gamut bins): 1 / 0.3 against 1 / 0.7, 2.33 times. Over all 64 bins it was 7.9 times.
+    assert (per_pixel[-1] / per_pixel[0]).item() == pytest.approx(0.7 / 0.3, rel=1e-4)
     cfg = compose_cfg("model=unet", "model.width=4", "model.depth=2", "model.target=ycbcr", "model.bins=8", "loss=bins")
     torch.manual_seed(0)  # the weights too: the test must not depend on what ran before it
     model = wrapper.build(cfg.model)
