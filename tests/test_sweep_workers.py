@@ -193,27 +193,26 @@ def test_a_requeued_trial_is_not_failed_when_asked_again(tmp_path: Path, make_wo
     with sqlite3.connect(tmp_path / "sweeps" / "optuna.db") as db:
         db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour')")
         db.execute("UPDATE trials SET datetime_start = datetime(datetime_start, '-1 hour')")
-    asker, other = (make_worker("hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1") for _ in range(2))
-    # Between the asker's re-ask and its first heartbeat, the other worker looks for stale trials and
-    # then waits on the running trial (or, if it found trial 0 stale, runs one itself and ends).
+    # While the asker runs the re-asked trial, before its first heartbeat, the other worker looks for
+    # stale trials and then waits on the running trial (or, if it found trial 0 stale, runs one itself and ends).
     other_waits = threading.Event()
-    other_thread = threading.Thread(target=other.sweep, args=([],), daemon=True)
-    sleep, beat = __import__("time").sleep, optuna.storages.RDBStorage.record_heartbeat
+    sleep = __import__("time").sleep
 
     def sleep_noting(seconds: float) -> None:
         if threading.current_thread() is other_thread:
             other_waits.set()
         sleep(min(seconds, 0.2))
 
-    def beat_after_the_other_looked(self: optuna.storages.RDBStorage, trial_id: int) -> None:
-        if trial_id == requeued._trial_id and not other_thread.is_alive() and not other_waits.is_set():
-            other_thread.start()
-            while not other_waits.wait(0.05) and other_thread.is_alive():
-                pass
-        beat(self, trial_id)
+    def task_while_the_other_looks(params: dict[str, str]) -> float:
+        other_thread.start()
+        while not other_waits.wait(0.05) and other_thread.is_alive():
+            pass
+        return lr_score(params)
 
+    asker = make_worker("hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1", task=task_while_the_other_looks)
+    other = make_worker("hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1")
+    other_thread = threading.Thread(target=other.sweep, args=([],), daemon=True)
     monkeypatch.setattr("time.sleep", sleep_noting)
-    monkeypatch.setattr(optuna.storages.RDBStorage, "record_heartbeat", beat_after_the_other_looked)
     asker.sweep([])
     other_thread.join(timeout=60)
     assert not other_thread.is_alive()

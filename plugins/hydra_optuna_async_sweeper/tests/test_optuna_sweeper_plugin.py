@@ -5,9 +5,10 @@
 # (this sweeper's Hydra; that test file was written for Hydra 1.4) warns about, and these tests run
 # Python with -Werror. README.md, "The official tests", says what passes.
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Iterator, List
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -27,10 +28,14 @@ from hydra_plugins.hydra_optuna_async_sweeper.optuna_sweeper import OptunaSweepe
 
 
 @fixture(autouse=True)
-def plugin_root(monkeypatch: MonkeyPatch) -> None:
+def plugin_root(monkeypatch: MonkeyPatch) -> Iterator[None]:
     # chdir_plugin_root() at import, in that file: it looks for a setup.py (this plugin has a pyproject.toml),
     # and a fixture keeps the change to these tests when they run beside others.
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    yield
+    # Hydra 1.3's hydra_sweep_runner passes its temp_dir, None, on as the sweep dir "None" (test_launch_jobs).
+    shutil.rmtree(root / "None", ignore_errors=True)
 
 
 SQLALCHEMY_UTC_WARNING_FILTER = r"-W ignore:datetime.datetime.utcfromtimestamp() is deprecated:DeprecationWarning:sqlalchemy.sql.sqltypes"

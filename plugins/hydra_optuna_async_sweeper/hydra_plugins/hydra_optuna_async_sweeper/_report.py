@@ -17,6 +17,7 @@ from hydra_plugins.hydra_optuna_async_sweeper import _stopping as stopping
 from hydra_plugins.hydra_optuna_async_sweeper._errors import mask, one_line
 from hydra_plugins.hydra_optuna_async_sweeper._space import quote
 from hydra_plugins.hydra_optuna_async_sweeper._study import RUN
+from hydra_plugins.hydra_optuna_async_sweeper.trial import BASELINE
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,23 @@ def print_table(study: optuna.Study, sweep_dir: Path, n_trials: int) -> None:
         return
     print(f"best trials ({study.direction.name.lower()}):")
     print_rows(best_first(study)[:BEST_SHOWN], ["value"])
+    compared = beside_baseline(study)
+    if compared:
+        print(compared)
     print(f"reproduce the best (trial {found['best_trial']}):\n  {found['command']}\n")
+
+
+def beside_baseline(study: optuna.Study) -> Optional[str]:
+    """The best trial against the baseline its job recorded (user attribute BASELINE), in one line."""
+    best = best_first(study)[0]
+    baseline = best.user_attrs.get(BASELINE)
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("value"), (int, float)):
+        return None
+    name, value = baseline.get("name", "baseline"), float(baseline["value"])
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    if (best.value > value) if maximize else (best.value < value):
+        return f"the best trial beats the {name} ({value:.4f}) by {abs(best.value - value):.4f}"
+    return f"no trial beat the {name}: {value:.4f}, the best trial {best.value:.4f}"
 
 
 def print_rows(trials: list[FrozenTrial], names: list[str]) -> None:
@@ -164,6 +181,7 @@ def summarize(study: optuna.Study, n_trials: int) -> Optional[dict[str, Any]]:
             "best.command": found["command"],
             **{f"best.{k}": str(v) for k, v in params.items()},
             **({"stop.reason": stopped} if stopped else {}),
+            **({"best.against_baseline": compared} if (compared := beside_baseline(study)) else {}),
         },
         "figures": plots(study),
         "texts": texts,

@@ -12,6 +12,8 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -20,6 +22,7 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages._rdb import models
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError, mask, one_line
@@ -91,24 +94,28 @@ def settle(storage: optuna.storages.BaseStorage, trial_id: int, state: TrialStat
     return True
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: Values = None, reason: Optional[str] = None) -> TrialState:
+def tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: Values = None, reason: Optional[str] = None) -> tuple[TrialState, Optional[list[float]]]:
     """The end of a trial its worker launched, through Optuna's own tell: the sampler's after_trial
-    runs (a sampler's constraints_func is recorded there) before the state is stored. A value that is
-    not finite is a FAIL."""
-    if study._storage.get_trial(trial._trial_id).state.is_finished():  # a worker that found it stale got there first
-        return study._storage.get_trial(trial._trial_id).state
+    runs (a sampler's constraints_func is recorded there) before the state is stored; a PRUNED trial
+    keeps its last reported value. A value that is not finite is a FAIL. A trial another worker
+    ended first (found stale) is left as it is. Its state and values, as stored."""
     floats = finite(values)
     if state == TrialState.COMPLETE and floats is None:
         state, reason = TrialState.FAIL, reason or f"the objective is {values}, not a finite number"
-    if reason:
-        study._storage.set_trial_user_attr(trial._trial_id, REASON, reason)
     try:
-        # A PRUNED trial's value is its last reported one: Optuna's tell takes it itself.
-        study.tell(trial, floats if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+        if reason:
+            study._storage.set_trial_user_attr(trial._trial_id, REASON, reason)
+        # Study.tell less its final read of the trial (a round trip a trial): Optuna's own tell.
+        told, stored, _ = _tell_with_warning(study, trial, floats if state == TrialState.COMPLETE else None, state, skip_if_finished=True)
+        return told, stored
+    except optuna.exceptions.UpdateFinishedTrialError:
+        frozen = study._storage.get_trial(trial._trial_id)
+        return frozen.state, frozen.values
     except RuntimeError as error:  # the grid sampler stops the study when its grid is done: nothing to stop here
         if "Study.stop" not in str(error):
             raise
-    return study._storage.get_trial(trial._trial_id).state
+        frozen = study._storage.get_trial(trial._trial_id)
+        return frozen.state, frozen.values
 
 
 def counted(trial: FrozenTrial) -> bool:
@@ -116,6 +123,36 @@ def counted(trial: FrozenTrial) -> bool:
     if trial.state == TrialState.FAIL:
         return not trial.user_attrs.get(STOPPED)
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Tally:
+    run: int  # COMPLETE, PRUNED, or FAIL by its own error: what uses up the budget
+    running: int
+    failed: int  # FAIL by its own error: what uses up the failure budget
+
+
+def tally(study: optuna.Study, below: Optional[int] = None) -> Tally:
+    """The study's trials counted for the budget (those numbered below `below`, if given). On an RDB
+    storage one query, not the trials themselves (Optuna reads a trial in six): each worker counts
+    twice a trial."""
+    database = rdb(study._storage)
+    if database is None:
+        trials = [t for t in study.get_trials(deepcopy=False) if below is None or t.number < below]
+        stopped = [t.state == TrialState.FAIL and bool(t.user_attrs.get(STOPPED)) for t in trials]
+        by_state = Counter((t.state.name, lost) for t, lost in zip(trials, stopped))
+    else:
+        trials, attrs = models.TrialModel.__table__.c, models.TrialUserAttributeModel.__table__.c
+        lost = sqlalchemy.exists().where(attrs.trial_id == trials.trial_id, attrs.key == STOPPED)
+        query = sqlalchemy.select(trials.state, lost.label("lost"), sqlalchemy.func.count()).where(trials.study_id == study._study_id)
+        if below is not None:
+            query = query.where(trials.number < below)
+        with database.engine.connect() as connection:
+            rows = connection.execute(query.group_by(trials.state, "lost")).all()
+        by_state = Counter({(state.name if hasattr(state, "name") else str(state), bool(lost)): n for state, lost, n in rows})
+    failed = by_state[("FAIL", False)]
+    run = by_state[("COMPLETE", False)] + by_state[("PRUNED", False)] + failed
+    return Tally(run=run, running=by_state[("RUNNING", False)], failed=failed)
 
 
 _MEMORY_CLAIMS = threading.Lock()  # in memory, the worker threads of this process are the only claimants
@@ -198,11 +235,11 @@ class Heartbeat:
         self.thread: Optional[threading.Thread] = None
 
     def watch(self, trial_id: Optional[int]) -> None:
-        """Beat for this trial from now on (None: for none)."""
+        """Beat for this trial from now on (None: for none). Its first beat comes within an interval: a
+        trial is stale only after two silent ones, so no beat is written at once (one query less a trial)."""
         self.trial_id = trial_id
         if self.storage is None or trial_id is None:
             return
-        self.storage.record_heartbeat(trial_id)
         if self.thread is None:
             self.thread = threading.Thread(target=self._beat, daemon=True)
             self.thread.start()

@@ -429,17 +429,23 @@ class OptunaSweeperImpl(Sweeper):
                 raise SweeperError(f"{type(self.launcher).__name__} lost {self.lost_in_a_row} jobs in a row (last: {one_line(error)})") from None
             return TrialState.FAIL
         self.lost_in_a_row = 0
-        state = tell(study, asked, *self._outcome(result))
-        frozen = study._storage.get_trial(asked._trial_id)
-        reason = frozen.user_attrs.get(REASON, "")
-        if self.parent is not None and RUN in frozen.user_attrs:
-            try:
-                self.parent.tag_trial_run(frozen.user_attrs[RUN], {"optuna.state": state.name, "optuna.reason": reason})
-            except Exception as error:  # the trial is ended in the study; a tracking outage only loses the tag
-                log.warning("trial %d's run not tagged: %s", frozen.number, one_line(error))
-        value = ", ".join(f"{v:.4f}" for v in frozen.values) if state == TrialState.COMPLETE else reason
-        log.info("trial %d %s: %s  (%s)", frozen.number, state.name, value, " ".join(f"{k}={v}" for k, v in frozen.params.items()))
+        outcome, values, reason = self._outcome(result)
+        state, values = tell(study, asked, outcome, values, reason)
+        if self.parent is not None:
+            self._tag_trial_run(study, asked, state)
+        shown = ", ".join(f"{v:.4f}" for v in values) if state == TrialState.COMPLETE else reason or ""
+        log.info("trial %d %s: %s  (%s)", asked.number, state.name, shown, " ".join(f"{k}={v}" for k, v in asked.params.items()))
         return state
+
+    def _tag_trial_run(self, study: optuna.Study, asked: optuna.Trial, state: TrialState) -> None:
+        """The job's own MLflow run, if it named one, tagged with how its trial ended."""
+        frozen = study._storage.get_trial(asked._trial_id)
+        if RUN not in frozen.user_attrs:
+            return
+        try:
+            self.parent.tag_trial_run(frozen.user_attrs[RUN], {"optuna.state": state.name, "optuna.reason": frozen.user_attrs.get(REASON, "")})
+        except Exception as error:  # the trial is ended in the study; a tracking outage only loses the tag
+            log.warning("trial %d's run not tagged: %s", asked.number, one_line(error))
 
     def _outcome(self, result: JobReturn) -> tuple[TrialState, Any, Optional[str]]:
         """The state, values and reason of a trial from what its job returned or raised."""

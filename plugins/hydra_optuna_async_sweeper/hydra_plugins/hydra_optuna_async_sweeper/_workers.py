@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hydra_plugins.hydra_optuna_async_sweeper import _stopping as stopping
 from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError, one_line
-from hydra_plugins.hydra_optuna_async_sweeper._study import REASON, STOPPED, Heartbeat, claim_asked, counted, fail_stale, settle
+from hydra_plugins.hydra_optuna_async_sweeper._study import REASON, STOPPED, Heartbeat, Tally, claim_asked, counted, fail_stale, settle, tally
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,17 @@ class Worker:
         self.on_lost, self.extend = on_lost, extend
         self.checked = -math.inf  # when this worker last looked for stale trials (monotonic seconds)
         self.running: Optional[int] = None  # the id of the trial this worker runs
+        self.decision: Optional[str] = None  # the study's stop decision, once this worker has seen one
+        self.looked = False  # whether this worker has read the study for a decision yet
 
     def fail_stale(self, every: float = 0.0) -> None:
         if time.monotonic() - self.checked >= every:
             self.checked = time.monotonic()
             fail_stale(self.study._storage, self.study._study_id, 2 * self.budget.heartbeat_interval, self.on_lost)
 
-    def check_failures(self, trials: list[FrozenTrial]) -> None:
-        failed = [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get(STOPPED)]
-        if len(failed) > math.floor(self.budget.max_failure_rate * self.budget.n_trials):
+    def check_failures(self, counts: Tally) -> None:
+        if counts.failed > math.floor(self.budget.max_failure_rate * self.budget.n_trials):
+            failed = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get(STOPPED)]
             last = max(failed, key=lambda t: t.number)
             raise SweeperError(
                 f"{len(failed)} failed trials in study {self.study.study_name} (all workers), more than "
@@ -65,19 +67,26 @@ class Worker:
                 f"last: trial {last.number}: {last.user_attrs.get(REASON, 'no reason recorded')}"
             )
 
-    def stop_reason(self, trials: list[FrozenTrial]) -> Optional[str]:
+    def stop_reason(self) -> Optional[str]:
         """Why the study stops before its budget: a decision kept in the study under this budget or a
-        larger one, else this worker's rule, kept in the study when it is met."""
+        larger one, else this worker's rule, kept in the study when it is met. A decision stands once
+        made: this worker remembers it, and without a rule of its own reads the study for one only
+        at its start and after each ask (run_one), which is where another worker's decision matters."""
+        if self.decision is not None or (self.budget.stop is None and self.looked):
+            return self.decision
+        self.looked = True
         kept = stopping.kept(self.study)
         if kept is not None and kept["n_trials"] >= self.budget.n_trials:
-            return kept["reason"]
+            self.decision = kept["reason"]
+            return self.decision
         if self.budget.stop is None:
             return None
-        finished = sorted((t for t in trials if counted(t)), key=lambda t: t.datetime_complete)
+        finished = sorted((t for t in self.study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.datetime_complete)
         reason = self.budget.stop.reason(finished, since=kept["finished"] if kept else 0)  # patience counts anew after an earlier stop
         if reason is not None:
             stopping.keep(self.study, reason, self.budget.n_trials, len(finished))
             log.info("study %s stops: %s", self.study.study_name, reason)
+            self.decision = reason
         return reason
 
     def run(self, launch: Launch) -> Counter:
@@ -88,10 +97,10 @@ class Worker:
         try:
             while True:
                 self.fail_stale(every=self.budget.heartbeat_interval)  # between trials; while one runs, the heartbeat looks
-                trials = self.study.get_trials(deepcopy=False)
-                self.check_failures(trials)  # first: the trial that used up the budget may be one failure too many
-                finished, running = sum(map(counted, trials)), sum(t.state == TrialState.RUNNING for t in trials)
-                stopped = self.stop_reason(trials) is not None
+                counts = tally(self.study)
+                self.check_failures(counts)  # first: the trial that used up the budget may be one failure too many
+                finished, running = counts.run, counts.running
+                stopped = self.stop_reason() is not None
                 if (finished >= self.budget.n_trials or stopped) and running == 0:
                     return mine
                 if stopped or finished + running >= self.budget.n_trials:
@@ -123,11 +132,12 @@ class Worker:
                 return None  # the other worker runs it; this one never touches it
             trial_id = self.running = trial._trial_id
             heartbeat.watch(trial_id)
-            ahead = sum(1 for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and (counted(t) or t.state == TrialState.RUNNING))
+            ahead = tally(self.study, below=trial.number)
             # Looked at after the ask, whose trial is RUNNING in the study by now: a worker that
             # stopped the study before it sees the stop here, one that stops it later sees this
             # trial running and leaves the close of the parent run to this worker.
-            if ahead >= self.budget.n_trials or stopping.standing(self.study, self.budget.n_trials) is not None:
+            self.decision = self.decision or stopping.standing(self.study, self.budget.n_trials)
+            if ahead.run + ahead.running >= self.budget.n_trials or self.decision is not None:
                 settle(storage, trial_id, TrialState.WAITING)  # over budget or stopped: for a later ask
                 return None
             try:

@@ -37,8 +37,9 @@ if TYPE_CHECKING:  # optuna is imported by current(), not when Hydra's plugin sc
     import optuna
 
 RUN = "mlflow_run_id"  # trial user attribute: the job's own MLflow run, for the parent run to tag (hydra.sweeper.mlflow)
+BASELINE = "baseline"  # trial user attribute: {"name": ..., "value": ...}, what the objective should beat; the summary compares
 
-__all__ = ["current", "parent_run_id", "RUN"]
+__all__ = ["current", "parent_run_id", "RUN", "BASELINE"]
 
 # In-memory studies of this process by name, with the id of the process that holds them: a copy that
 # reached another process (pickled with a job) is never used, or its reports would go nowhere.

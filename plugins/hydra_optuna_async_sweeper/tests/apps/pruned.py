@@ -16,18 +16,19 @@ def curve(cfg: DictConfig) -> float:
     started = time.time()
     trial = current() if cfg.report else None
     value = 0.0
-    for step in range(cfg.steps):
-        value = (cfg.x - 2) ** 2 + 1 / (step + 1)  # the objective settles towards (x - 2)^2
-        time.sleep(cfg.step_s)
-        if trial is not None:
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"at step {step}")
-    if cfg.record:
-        with open(cfg.record, "a") as file:
-            file.write(f"{started} {time.time()}\n")
-    return value
-
+    try:
+        for step in range(cfg.steps):
+            value = (cfg.x - 2) ** 2 + 1 / (step + 1)  # the objective settles towards (x - 2)^2
+            time.sleep(cfg.step_s)
+            if trial is not None:
+                trial.report(value, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"at step {step}")
+        return value
+    finally:
+        if cfg.record:
+            with open(cfg.record, "a") as file:
+                file.write(f"{started} {time.time()}\n")
 
 if __name__ == "__main__":
     curve()
