@@ -1,7 +1,6 @@
-"""Colour conversions: OpenCV's gray for the seed, sRGB <-> CIE Lab (D65) as torch ops on the device."""
+"""Colour conversions as torch ops on the device: OpenCV's gray for the seed, sRGB <-> CIE Lab (D65),
+gray + Cb, Cr -> RGB, and colour fitted into the sRGB gamut keeping the luminance."""
 
-import cv2
-import numpy as np
 import torch
 
 L_SCALE = 100.0  # L* spans [0, 100]
@@ -28,12 +27,17 @@ _KAPPA = 24389 / 27
 GAMUT_STEPS = 12
 
 
-def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 RGB -> (N, H, W) uint8, exactly the seed's cv2.COLOR_RGB2GRAY."""
-    n, h, w, _ = rgb.shape
-    # One cvtColor call over the images stacked vertically: the conversion is per pixel, so this
-    # equals converting each image on its own, without a Python loop over images.
-    return cv2.cvtColor(np.ascontiguousarray(rgb).reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
+# OpenCV's COLOR_RGB2GRAY in integers: BT.601's weights in 15-bit fixed point, rounded (equal to
+# cv2.cvtColor on all 2^24 colours; tested), so a photo's gray is the same in training, in the photo
+# command and in the served model, where OpenCV is not installed.
+GRAY_FIXED_POINT = torch.tensor([9798, 19235, 3735], dtype=torch.int32).view(1, 3, 1, 1)
+GRAY_SHIFT = 15
+
+
+def gray(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) uint8 RGB -> (N, 1, H, W) uint8, exactly the seed's cv2.COLOR_RGB2GRAY."""
+    weighted = (rgb.to(torch.int32) * GRAY_FIXED_POINT.to(rgb.device)).sum(1, keepdim=True)
+    return ((weighted + (1 << (GRAY_SHIFT - 1))) >> GRAY_SHIFT).to(torch.uint8)
 
 
 def as_float(pixels: torch.Tensor) -> torch.Tensor:

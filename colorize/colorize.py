@@ -11,13 +11,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from colorize import atomic, cli
+from colorize import atomic, cli, summary
 from colorize.config import Resolution, check, register, require
 from colorize.errors import ColorizeError
 
 if TYPE_CHECKING:
-    import torch
-
     from colorize.wrapper import Colorizer
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,7 @@ def write_png(rgb: np.ndarray, target: Path) -> None:
     atomic.write(target, lambda tmp: tmp.write_bytes(encoded.tobytes()))
 
 
-def colorize(cfg: DictConfig) -> int:
+def colour_files(cfg: DictConfig) -> int:
     """Writes a PNG per readable input; returns how many were written."""
     require(
         cfg,
@@ -64,7 +62,7 @@ def colorize(cfg: DictConfig) -> int:
     check(cfg)
     from tqdm import tqdm
 
-    from colorize import checkpoint, data
+    from colorize import checkpoint, data, photo
     from colorize.device import pick_device
 
     source = Path(cfg.input)
@@ -81,14 +79,14 @@ def colorize(cfg: DictConfig) -> int:
         if rgb is None:
             failed.append(f"{file} (cannot be read)")
             continue
-        colour = colourise(model, rgb, size, cfg.resolution, device)
+        colour = photo.colourise(rgb, model.colour_photo, size, model.fixed_size is not None, cfg.resolution.value, device)
         try:
-            write_png((colour[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy(), targets[file])
+            write_png(colour, targets[file])
         except ColorizeError as error:
             failed.append(str(error))
     for line in failed:
         log.warning("not written: %s", line)
-    log.info("wrote %d of %d images to %s", len(files) - len(failed), len(files), cfg.output)
+    print(summary.of_photos(len(files) - len(failed), len(files), Path(cfg.output), cfg.checkpoint), flush=True)
     if failed:
         raise ColorizeError(f"{len(failed)} of {len(files)} inputs were not written (first: {failed[0]})")
     return len(files)
@@ -108,38 +106,9 @@ def check_resolution(model: "Colorizer", size: int, resolution: Resolution) -> N
         raise ColorizeError(f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only (use resolution=trained)")
 
 
-def colourise(model: "Colorizer", rgb: np.ndarray, size: int, resolution: Resolution, device: "torch.device") -> "torch.Tensor":
-    """(1, 3, H, W) RGB in [0, 1] of an (H, W, 3) uint8 photo: its own luminance at full size, the
-    net's colour (from the photo at `size`, or at its own size with resolution=native) upsampled."""
-    import torch
-
-    from colorize import data
-
-    view, (h, w) = (rgb, rgb.shape[:2]) if resolution == Resolution.native else net_view(rgb, size, model.fixed_size is not None)
-    with torch.no_grad():
-        prediction = model.predict(model.inputs(data.from_rgb(view[None], device)))[..., :h, :w]  # without the padding
-        return model.to_rgb(model.inputs(data.from_rgb(rgb[None], device)), prediction, keep_luminance=True, made_from=(h, w))
-
-
-def net_view(rgb: np.ndarray, size: int, fixed: bool) -> tuple[np.ndarray, tuple[int, int]]:
-    """The photo as the net saw its training images: shrunk (area averaging) until its shorter side
-    is `size`, keeping the aspect ratio. A fixed-size net instead gets the whole photo fitted into
-    size x size, the rest padded with edge pixels, so nothing is squashed or cut off. Returns the
-    view and the height and width of the photo in it."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    scale = size / (max(h, w) if fixed else min(h, w))
-    shrunk = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    h, w = shrunk.shape[:2]
-    if not fixed:
-        return shrunk, (h, w)
-    return cv2.copyMakeBorder(shrunk, 0, size - h, 0, size - w, cv2.BORDER_REPLICATE), (h, w)
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="colorize")
 def main(cfg: DictConfig) -> None:
-    cli.run(colorize, cfg)
+    cli.run(colour_files, cfg)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from colorize import atomic
-from colorize.color import as_float, rgb_to_gray, rgb_to_lab
+from colorize.color import as_float, gray, rgb_to_lab
 from colorize.errors import ColorizeError, one_line
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,11 @@ class Split:
 
 def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), with_lab: bool = True, batch_size: int = 5000) -> Images:
     """(N, H, W, 3) uint8 RGB -> Images on `device`; gray (and Lab) made once for the whole set."""
-    gray = torch.from_numpy(rgb_to_gray(rgb)).unsqueeze(1).to(device)
     pixels = torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).contiguous()
-    lab = None
-    if with_lab:
-        # In chunks on the device: the float intermediates of the whole set at once would be ~10x its size.
-        lab = torch.cat([rgb_to_lab(as_float(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)])
-    return Images(gray=gray.contiguous(), rgb=pixels, lab=lab)
+    # In chunks on the device: the int and float intermediates of the whole set at once would be 4-10x its size.
+    chunks = [pixels[i : i + batch_size] for i in range(0, len(pixels), batch_size)]
+    lab = torch.cat([rgb_to_lab(as_float(chunk)) for chunk in chunks]) if with_lab else None
+    return Images(gray=torch.cat([gray(chunk) for chunk in chunks]), rgb=pixels, lab=lab)
 
 
 def split_indices(n: int, val_fraction: float, seed: int, limit: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,7 +270,7 @@ def download_cifar10(root: Path, train: bool) -> np.ndarray:
 class Source:
     """Which images, and how they are cut and split: the `data` config as typed values."""
 
-    source: str  # sample, cifar10 or folder
+    kind: str  # sample, cifar10 or folder
     root: Optional[str]
     image_size: int
     val_fraction: float
@@ -289,7 +287,7 @@ class Source:
     def from_config(cls, data: Any, cache_dir: str) -> "Source":
         """From a composed `data` config node (colorize.config.DataConfig)."""
         return cls(
-            source=data.source.value,
+            kind=data.source.value,
             root=data.root,
             image_size=data.image_size,
             val_fraction=data.val_fraction,
@@ -305,9 +303,9 @@ class Source:
 
 
 def load_rgb(spec: Source) -> np.ndarray:
-    if spec.source == "sample":
+    if spec.kind == "sample":
         return load_sample(spec.image_size)
-    if spec.source == "cifar10":
+    if spec.kind == "cifar10":
         return load_cifar10(Path(spec.root), train=True, image_size=spec.image_size)
     return load_folder(Path(spec.root), spec.image_size, spec.skip_bad, spec.cache_dir)
 
@@ -338,15 +336,15 @@ def load_split(spec: Source, device: torch.device, with_lab: bool = True, genera
 def load_test(spec: Source, device: torch.device) -> tuple[Images, str]:
     """The official test split where the data has one, else the held-out split; and its name."""
     root = Path(spec.root) if spec.root else None
-    if spec.source == "cifar10":
+    if spec.kind == "cifar10":
         images, name = from_rgb(load_cifar10(root, train=False, image_size=spec.image_size), device), "CIFAR-10 test set"
-    elif spec.source == "folder" and root.name == "train" and (root.parent / "test").is_dir():
+    elif spec.kind == "folder" and root.name == "train" and (root.parent / "test").is_dir():
         test = root.parent / "test"
         images, name = from_rgb(load_folder(test, spec.image_size, spec.skip_bad, spec.cache_dir), device), f"test folder {test}"
     else:
         rgb = load_rgb(spec)
         _, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)  # the train part is never converted
-        name = f"held-out split of data={spec.source} (data.val_fraction={spec.val_fraction}, data.seed={spec.seed})"
+        name = f"held-out split of data={spec.kind} (data.val_fraction={spec.val_fraction}, data.seed={spec.seed})"
         return from_rgb(rgb[val.numpy()], device), name
     if spec.limit:  # a seeded subset, so a class-sorted folder still gives every class
         images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(spec.seed))[: spec.limit]]

@@ -9,7 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from colorize import atomic, cli
+from colorize import atomic, cli, summary
 from colorize.config import DataConfig, Resolution, check, register, require
 from colorize.errors import ColorizeError
 
@@ -34,34 +34,30 @@ def table(rows: dict[str, dict[str, float]]) -> str:
 def score_photos(model: "Colorizer", files: list[Path], size: int, resolution: Resolution, device: "torch.device") -> tuple[dict, list[dict]]:
     """The model and the gray copy on each photo at its own size: the photo's gray, coloured as the
     photo command colours it, against the photo. Returns the summary rows and one row per photo."""
-    import numpy as np
     import torch
 
-    from colorize import data
-    from colorize.color import as_float, rgb_to_gray
-    from colorize.colorize import colourise
+    from colorize import data, photo
+    from colorize.color import as_float, gray
     from colorize.metrics import Scores
-
-    def as_tensor(pixels: np.ndarray) -> torch.Tensor:
-        return as_float(torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device))
 
     model_scores, gray_scores = Scores(), Scores()
     for file in files:
         rgb = data.read_rgb(file)
         if rgb is None:
             raise ColorizeError(f"input: {file} cannot be read as an image")
-        gray = np.repeat(rgb_to_gray(rgb[None])[0][..., None], 3, axis=2)  # what a user would colourise
-        truth = as_tensor(rgb)
-        model_scores.add(colourise(model, gray, size, resolution, device), truth)
-        gray_scores.add(as_tensor(gray), truth)
+        truth = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
+        shade = gray(truth)  # what a user would colourise: the photo's gray, (1, 1, H, W)
+        colour = photo.colourise(shade[0, 0].cpu().numpy(), model.colour_photo, size, model.fixed_size is not None, resolution.value, device)
+        model_scores.add(as_float(torch.from_numpy(colour).permute(2, 0, 1)[None].to(device)), as_float(truth))
+        gray_scores.add(as_float(shade).expand(-1, 3, -1, -1), as_float(truth))
     ours, copy = model_scores.per_image(), gray_scores.per_image()
     photos = [
         {"file": str(file), **{k: v[i] for k, v in ours.items()}, **{f"gray_copy_{k}": copy[k][i] for k in ("psnr", "ssim")}}
         for i, file in enumerate(files)
     ]
-    summary = {"model": model_scores.result(), "gray_copy": gray_scores.result()}
-    summary["model"]["ahead_of_gray_copy"] = sum(p["psnr"] > p["gray_copy_psnr"] for p in photos) / len(photos)
-    return summary, photos
+    scores = {"model": model_scores.result(), "gray_copy": gray_scores.result()}
+    scores["model"]["ahead_of_gray_copy"] = sum(p["psnr"] > p["gray_copy_psnr"] for p in photos) / len(photos)
+    return scores, photos
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -105,7 +101,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "metrics": result,
     }
     write_report(report, output)
-    print(f"{cfg.checkpoint} on {split_name} ({len(images)} images):\n{table(result)}\nwritten to {output}")
+    print(f"{cfg.checkpoint} on {split_name} ({len(images)} images):\n{table(result)}\n")
+    print(summary.of_evaluation(cfg.checkpoint, output, result["model"], result["gray_copy"]), flush=True)
     return report
 
 
@@ -116,22 +113,21 @@ def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, files: l
     source = Path(cfg.input)
     size = trained["data"]["image_size"]
     check_resolution(model, size, cfg.resolution)
-    summary, photos = score_photos(model, files, size, cfg.resolution, device)
+    scores, photos = score_photos(model, files, size, cfg.resolution, device)
     report = {
         "checkpoint": cfg.checkpoint,
         "data": f"photos in {source}, each at its own size (resolution={cfg.resolution.value})",
         "images": len(files),
         "model_target": trained["model"].get("target", "rgb"),
         "model_parameters": wrapper.parameter_count(model),
-        "metrics": summary,
+        "metrics": scores,
         "photos": photos,
     }
     write_report(report, output)
-    ahead = summary["model"]["ahead_of_gray_copy"]
-    print(
-        f"{cfg.checkpoint} on {report['data']} ({len(files)} photos):\n{table(summary)}\n"
-        f"ahead of the gray copy (per-photo PSNR) on {ahead:.0%} of the photos; per photo in {output}"
-    )
+    ahead = scores["model"]["ahead_of_gray_copy"]
+    print(f"{cfg.checkpoint} on {report['data']} ({len(files)} photos):\n{table(scores)}\n")
+    print(f"ahead of the gray copy (per-photo PSNR) on {ahead:.0%} of the photos; each photo's row in the report")
+    print(summary.of_evaluation(cfg.checkpoint, output, scores["model"], scores["gray_copy"], photos=cfg.input), flush=True)
     return report
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from colorize.color import as_float, rgb_to_gray, rgb_to_lab
+from colorize.color import as_float, gray, rgb_to_lab
 from colorize.data import Images, Source, Split, list_images, load_size, read_rgb, resize_center_crop, split_indices
 from colorize.device import free_memory
 from colorize.errors import ColorizeError
@@ -26,7 +26,7 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 
 class Files(Dataset):
-    """One image file per item, as (rgb, gray) uint8 arrays at `size`, or its path when it cannot be
+    """One image file per item, as an (H, W, 3) uint8 RGB array at `size`, or its path when it cannot be
     read (the main process decides, by data.on_bad_image). With a larger `load_size`, the image is
     resized to that, then cut to `size`: at a random place and flipped at random (`augment`, as
     data.Cropped does in memory), else in the middle (as data.load_split cuts the val images)."""
@@ -37,7 +37,7 @@ class Files(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray] | str:
+    def __getitem__(self, index: int) -> np.ndarray | str:
         rgb = read_rgb(self.files[index])
         if rgb is None:
             return self.files[index]
@@ -51,18 +51,16 @@ class Files(Dataset):
         elif self.load_size != self.size:
             margin = (self.load_size - self.size) // 2
             rgb = rgb[margin : margin + self.size, margin : margin + self.size]
-        rgb = np.ascontiguousarray(rgb)
-        return rgb, rgb_to_gray(rgb[None])[0]
+        return np.ascontiguousarray(rgb)
 
 
-def collate(items: list[tuple[np.ndarray, np.ndarray] | str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def collate(items: list[np.ndarray | str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     good = [item for item in items if not isinstance(item, str)]
     bad = [item for item in items if isinstance(item, str)]
     if not good:
         return torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, 1, 0, 0, dtype=torch.uint8), bad
-    rgb = torch.from_numpy(np.stack([item[0] for item in good])).permute(0, 3, 1, 2)
-    gray = torch.from_numpy(np.stack([item[1] for item in good])).unsqueeze(1)
-    return rgb, gray, bad
+    rgb = torch.from_numpy(np.stack(good)).permute(0, 3, 1, 2).contiguous()
+    return rgb, gray(rgb), bad
 
 
 class Order(Sampler[int]):
@@ -113,23 +111,22 @@ class Stream:
             self.loaders[batch_size] = (sampler, loader)
         sampler, loader = self.loaders[batch_size]
         sampler.indices = list(range(len(self))) if order is None else order.cpu().tolist()
-        for rgb, gray, bad in loader:
+        for rgb, shade, bad in loader:
             for path in bad:
                 if not self.skip_bad:
                     raise ColorizeError(f"cannot read image {path} (set data.on_bad_image=skip to skip such files)")
                 log.warning("skipped unreadable image %s", path)
             if len(rgb):
-                yield self.to_images(rgb, gray)
+                yield self.to_images(rgb, shade)
 
     def head(self, n: int) -> Images:
         items = [item for item in (self.dataset[i] for i in range(min(n, len(self)))) if not isinstance(item, str)]
-        rgb, gray, _ = collate(items)
-        return self.to_images(rgb, gray)
+        rgb, shade, _ = collate(items)
+        return self.to_images(rgb, shade)
 
-    def to_images(self, rgb: torch.Tensor, gray: torch.Tensor) -> Images:
-        rgb = rgb.to(self.device, non_blocking=True)
-        gray = gray.to(self.device, non_blocking=True)
-        return Images(gray, rgb, rgb_to_lab(as_float(rgb)) if self.with_lab else None)
+    def to_images(self, rgb: torch.Tensor, shade: torch.Tensor) -> Images:
+        rgb, shade = rgb.to(self.device, non_blocking=True), shade.to(self.device, non_blocking=True)
+        return Images(shade, rgb, rgb_to_lab(as_float(rgb)) if self.with_lab else None)
 
 
 def wanted(spec: Source, device: torch.device, with_lab: bool) -> bool:
@@ -137,9 +134,9 @@ def wanted(spec: Source, device: torch.device, with_lab: bool) -> bool:
     more than DATA_SHARE of the memory free on the device (and on the host, where they are decoded)."""
     if spec.in_memory == "true":
         return False
-    if spec.source != "folder":
+    if spec.kind != "folder":
         if spec.in_memory == "false":
-            raise ColorizeError(f"data.in_memory=false streams image files: it needs data=folder, not data={spec.source}")
+            raise ColorizeError(f"data.in_memory=false streams image files: it needs data=folder, not data={spec.kind}")
         return False
     if spec.in_memory == "false":
         return True

@@ -33,6 +33,13 @@ class SweepTrial:
         """This run's MLflow run, for the sweep's parent run to tag with how the trial ended."""
         self.trial.set_user_attr(sweeper_trial.RUN, run_id)
 
+    def compare(self, metrics: list[str], baselines: dict[str, float]) -> None:
+        """The gray copy's value of the objective (one), for the sweep's summary to set the best trial
+        beside (the sweeper's BASELINE attribute); none for val_loss, which the gray copy has no loss of."""
+        value = baselines.get(f"gray_copy_{metrics[0].removeprefix('val_')}") if len(metrics) == 1 else None
+        if value is not None:
+            self.trial.set_user_attr(sweeper_trial.BASELINE, {"name": "gray copy", "value": value})
+
     def should_stop(self, values: tuple[float, ...], epoch: int, last_epoch: int) -> bool:
         """Report this epoch's objective; True when the pruner stops the trial here. A study of
         several objectives is not told intermediate values: Optuna neither takes them nor prunes it

@@ -4,7 +4,10 @@ import fcntl
 import json
 import os
 import subprocess
+import sys
+import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
@@ -21,13 +24,21 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from torch import nn
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from colorize.errors import ColorizeError, first_line
 from colorize.secrets import mask
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+# Logging the model copies its files through MLflow's downloader, whose progress bars say nothing to a user.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a store that is a file, by default
+SERVED, PHOTO = Path(__file__).with_name("served.py"), Path(__file__).with_name("photo.py")  # the logged model's code
+# What the logged model answers: colourised uint8 RGB, one image (H, W, 3) or a batch (N, H, W, 3). Its
+# input has no schema: it takes uint8 gray or RGB, one or a batch (colorize/served.py), which no one
+# MLflow tensor shape describes, and it says itself in one line what it expected.
+SIGNATURE = ModelSignature(inputs=None, outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]))
 # MLflow 3 records an experiment's kind in this tag. The 3.17 UI does not read it to pick its GenAI or
 # Model training pages (the address's workflowType, else the browser's sidebar switch): README.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -52,6 +63,15 @@ def connect(uri: str) -> str:
             fcntl.flock(lock, fcntl.LOCK_EX)
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
     return uri
+
+
+def run_page(uri: str, run_id: str) -> tuple[str, str, str]:
+    """A run's name, its page in the MLflow UI (on its training runs' pages: workflowType), and the
+    command that serves that UI for a store that is a file (empty for a tracking server)."""
+    run = mlflow.MlflowClient(connect(uri)).get_run(run_id)
+    base, serve = (uri.rstrip("/"), "") if uri.startswith(("http://", "https://")) else (UI, f"mlflow ui --backend-store-uri {uri} --port {UI.rsplit(':', 1)[1]}")
+    page = f"{mask(base)}/#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    return run.info.run_name, page, serve
 
 
 def git_commit(cwd: Path) -> Optional[str]:
@@ -105,7 +125,14 @@ class Tracker:
     def dataset(self, name: str, source: str, digest: str, profile: Mapping[str, Any], context: str) -> None:
         """A dataset input of the run (the run table's Dataset column); `source` is a folder path or
         the name of a built-in set."""
-        where = resolve_dataset_source(Path(source).resolve().as_uri()) if Path(source).is_dir() else CodeDatasetSource({"data": source})
+        if Path(source).is_dir():
+            with warnings.catch_warnings():
+                # MLflow registers one LocalArtifactDatasetSource for each of the schemes "" and "file",
+                # so a folder's file:// URI matches two equal classes and it warns; either serves.
+                warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+                where = resolve_dataset_source(Path(source).resolve().as_uri())
+        else:
+            where = CodeDatasetSource({"data": source})
         mlflow.log_input(_ImageSet(where, name, digest, dict(profile)), context=context)
 
     def has_datasets(self) -> bool:
@@ -117,29 +144,38 @@ class Tracker:
     def text(self, text: str, artifact_file: str) -> None:
         mlflow.log_text(text, artifact_file)
 
-    def model(self, model: nn.Module, example: torch.Tensor, register: Optional[str] = None) -> None:
-        """Log as an MLflow model, and as a new version of registered model `register` when given;
-        `example` needs a batch of 2 or more, or export fixes the batch size."""
-        model.eval()
-        with torch.no_grad():
-            output = model(example).cpu().numpy()
-        example_np = example.cpu().numpy()
-        try:
-            mlflow.pytorch.log_model(
-                model,
-                name="model",
-                signature=infer_signature(example_np, output),
-                input_example=example_np,
-                # A torch.export graph: it loads with torch alone, runs no pickled code, and needs no
-                # colorize package ("colorize" on the public index is another project). Given, not
-                # left to MLflow, whose default is pickle on Databricks.
-                serialization_format="pt2",
-                # Given, not inferred: inference re-imports the model in a subprocess (seconds).
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                registered_model_name=register,
-            )
-        except MlflowException as error:
-            raise ColorizeError(f"the model could not be logged{f' as registered model {register}' if register else ''}: {first_line(error)}") from None
+    def model(self, program: torch.export.ExportedProgram, settings: Mapping[str, Any], register: Optional[str] = None) -> None:
+        """Log the photo colouring as an MLflow pyfunc model (colorize/served.py, with colorize/photo.py
+        as its code and the exported program), and as a new version of registered model `register`
+        when given. It needs torch, numpy and mlflow where it is loaded, never colorize ("colorize" on
+        the public index is another project)."""
+        # MLflow asks for type hints on predict (served.py says why there are none) under a warnings
+        # filter of its own, which no filter here can override: caught, and the other warnings shown.
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(record=True) as caught:
+            torch.export.save(program, Path(folder) / "photo.pt2")
+            (Path(folder) / "settings.json").write_text(json.dumps(dict(settings)))
+            # MLflow runs the model's code to check it as it logs it, with its code_paths not yet on
+            # the path: served.py's `import photo` must resolve here as it will where it is loaded.
+            sys.path.insert(0, str(PHOTO.parent))
+            try:
+                mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(SERVED),
+                    code_paths=[str(PHOTO)],
+                    artifacts={"program": str(Path(folder) / "photo.pt2"), "settings": str(Path(folder) / "settings.json")},
+                    signature=SIGNATURE,
+                    input_example=np.zeros((1, 8, 12, 3), np.uint8),  # a batch of one tiny black photo (checked: it runs)
+                    # Given, not inferred: inferring re-imports the model in a subprocess (seconds).
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"],
+                    registered_model_name=register,
+                )
+            except MlflowException as error:
+                raise ColorizeError(f"the model could not be logged{f' as registered model {register}' if register else ''}: {first_line(error)}") from None
+            finally:
+                sys.path.remove(str(PHOTO.parent))
+        for warning in caught:
+            if "Add type hints to the `predict` method" not in str(warning.message):
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 class _ImageSet(MetaDataset):
@@ -181,7 +217,7 @@ class Untracked(Tracker):
     def image(self, figure: Figure, key: str, step: int) -> None:
         plt.close(figure)
 
-    def model(self, model: nn.Module, example: torch.Tensor, register: Optional[str] = None) -> None:
+    def model(self, program: torch.export.ExportedProgram, settings: Mapping[str, Any], register: Optional[str] = None) -> None:
         pass
 
 

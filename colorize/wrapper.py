@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from colorize import bins
-from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, add_chroma, as_float, cbcr_to_rgb, lab_to_rgb_keeping_l, rgb_to_cbcr
+from colorize.bins import read_out
+from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, add_chroma, as_float, cbcr_to_rgb, gray, lab_to_rgb_keeping_l, rgb_to_cbcr, rgb_to_lab
 from colorize.config import Target
 from colorize.data import Images
+from colorize.models.blocks import crop
 
 
 class Colorizer(nn.Module):
@@ -47,33 +48,58 @@ class Colorizer(nn.Module):
         """The net's raw output into the loss space (apart, so a DDP-wrapped net can produce it)."""
         return torch.sigmoid(out) if self.target == Target.rgb else out
 
-    def to_rgb(
-        self, luminance: torch.Tensor, prediction: torch.Tensor, keep_luminance: bool = False, made_from: Optional[tuple[int, int]] = None
-    ) -> torch.Tensor:
-        """RGB in [0, 1] at the luminance's size; a smaller prediction is upsampled bilinearly first
-        (`made_from`: the size of the net's input, when that was not the luminance's: a photo's view).
-        A lab or ycbcr model always keeps every pixel of L or of the gray and takes only the colour
-        from the net. An rgb model returns its own RGB, or with keep_luminance (photos) only its
-        colour: its RGB minus its own gray, added to the input gray, so the output's gray is the
-        input's wherever it stays in gamut."""
-        if self.target == Target.rgb and keep_luminance:
-            prediction = prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True)
+    def colour(self, prediction: torch.Tensor, keep_luminance: bool = False) -> torch.Tensor:
+        """A prediction's colour at the net's output size: Cb and Cr (ycbcr) or ab / 110 (lab), read
+        out from the bins' scores (bins models) and times the saturation; an rgb model's RGB, or with
+        keep_luminance its RGB minus its own gray (what it adds to a gray)."""
+        if self.target == Target.rgb:
+            return prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True) if keep_luminance else prediction
         if self.bins:
-            prediction = bins.read_out(prediction, self.temperature)  # before upsampling: 2 channels, not bins^2
-        if self.saturation != 1 and self.target != Target.rgb:
-            prediction = prediction * self.saturation
-        h, w = luminance.shape[-2:]
-        source_h, source_w = made_from or (h, w)
-        if self.scale > 1 and prediction.shape[-2:] == (-(-source_h // self.scale), -(-source_w // self.scale)):
-            # The net's own smaller output: each pixel is the centre of a scale x scale block of its input.
-            prediction = F.interpolate(prediction, scale_factor=self.scale, mode="bilinear", align_corners=False)[..., :source_h, :source_w]
-        if prediction.shape[-2:] != (h, w):
-            prediction = F.interpolate(prediction, size=(h, w), mode="bilinear", align_corners=False)
+            prediction = read_out(prediction, self.temperature)  # before any upsampling: 2 channels, not bins^2
+        return prediction * self.saturation if self.saturation != 1 else prediction
+
+    def at_input_size(self, colour: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """A net's smaller output (out_level) back at the size of its input: each of its pixels is the
+        centre of a scale x scale block of the input, so a bilinear upsampling by the scale, cropped."""
+        if self.scale == 1:
+            return colour
+        return crop(F.interpolate(colour, scale_factor=self.scale, mode="bilinear", align_corners=False), height, width)
+
+    def render(self, luminance: torch.Tensor, colour: torch.Tensor, keep_luminance: bool = False) -> torch.Tensor:
+        """RGB in [0, 1] of a luminance and a colour of its size. A lab or ycbcr model keeps every pixel
+        of L or of the gray and takes only the colour; an rgb model gives its own RGB, or with
+        keep_luminance (photos) adds its colour to the gray. Colour that leaves the sRGB gamut is
+        scaled down, never clipped per channel, so the luminance holds on every pixel."""
         if self.target == Target.ycbcr:
-            return cbcr_to_rgb(luminance, prediction)
+            return cbcr_to_rgb(luminance, colour)
         if self.lab:
-            return lab_to_rgb_keeping_l(luminance * L_SCALE, prediction * AB_SCALE)
-        return add_chroma(luminance, prediction) if keep_luminance else prediction
+            return lab_to_rgb_keeping_l(luminance * L_SCALE, colour * AB_SCALE)
+        return add_chroma(luminance, colour) if keep_luminance else colour
+
+    def to_rgb(self, luminance: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] of the net's input and its prediction: what the metrics score."""
+        return self.render(luminance, self.at_input_size(self.colour(prediction), *luminance.shape[-2:]))
+
+    def luminance(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The net's input made from (N, 3, H, W) RGB in [0, 1]: L / 100 (lab) or OpenCV's gray / 255,
+        of the pixels rounded to 8 bits as the training images were."""
+        if self.lab:
+            return rgb_to_lab(pixels)[:, :1] / L_SCALE
+        return as_float(gray((pixels * 255).round().to(torch.uint8)))
+
+    def colour_photo(self, pixels: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) RGB in [0, 1] of a photo (colour or gray), coloured keeping its own luminance,
+        the colour predicted from `view`, the photo at the scale the net was trained at (or the photo
+        itself), and upsampled to it. A fixed-size net gets the view padded with its edge pixels up to
+        its size, and the padding's colour is dropped. The one colouring of the photo command,
+        evaluate's photo mode, the gallery and the logged model (colorize.photo prepares its inputs)."""
+        seen = self.luminance(view)
+        height, width = seen.shape[-2:]
+        if self.fixed_size is not None:
+            seen = F.pad(seen, (0, self.fixed_size - width, 0, self.fixed_size - height), mode="replicate")
+        colour = crop(self.at_input_size(self.colour(self.predict(seen), keep_luminance=True), *seen.shape[-2:]), height, width)
+        colour = F.interpolate(colour, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+        return self.render(self.luminance(pixels), colour, keep_luminance=True)
 
     def forward(self, luminance: torch.Tensor) -> torch.Tensor:
         return self.to_rgb(luminance, self.predict(luminance))
@@ -88,7 +114,7 @@ def configured_net(params: dict[str, Any], out_channels: int) -> nn.Module:
     return instantiate(params, out_channels=out_channels)
 
 
-def build(model_config: Mapping[str, Any], make_net: NetFactory = configured_net) -> Colorizer:
+def colorizer(model_config: Mapping[str, Any], make_net: NetFactory = configured_net) -> Colorizer:
     """A Colorizer from the `model` config: `_target_` picks the net, `target` the colour space."""
     params = dict(model_config)
     target = Target(params.pop("target", Target.rgb))
@@ -106,3 +132,22 @@ def build(model_config: Mapping[str, Any], make_net: NetFactory = configured_net
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
+
+
+class Photos(nn.Module):
+    """A Colorizer's colour_photo as a module's forward: what torch.export exports for the logged model."""
+
+    def __init__(self, model: Colorizer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        return self.model.colour_photo(pixels, view)
+
+
+def exported(model: Colorizer, pixels: torch.Tensor, view: torch.Tensor) -> torch.export.ExportedProgram:
+    """colour_photo as a torch.export program for photos of any size and batches of any length (an
+    example photo and its view given): a graph and its weights, loaded with torch alone."""
+    every = {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    with torch.no_grad():
+        return torch.export.export(Photos(model.eval()), (pixels, view), dynamic_shapes={"pixels": every, "view": every}, strict=False)

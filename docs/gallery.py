@@ -16,10 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from colorize import checkpoint, data
-from colorize.color import rgb_to_gray
-from colorize.colorize import colourise
-from colorize.config import Resolution
+from colorize import checkpoint, data, photo
+from colorize.color import gray
 
 PROJECT = Path(__file__).resolve().parents[1]
 TILE_HEIGHT = 160  # pixels: 4 tiles of a 3:2 photo make a row about 1,000 pixels wide
@@ -56,11 +54,10 @@ def main() -> None:
     rows = []
     for file in sorted(data.list_images(args.photos, key="--photos"))[: args.count]:
         rgb = data.read_rgb(file)
-        gray = np.repeat(rgb_to_gray(rgb[None])[0][..., None], 3, axis=2)  # what a user would colourise
-        tiles = [("gray input", gray)]
+        shade = gray(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy()  # what a user would colourise
+        tiles = [("gray input", np.repeat(shade[..., None], 3, axis=2))]
         for name, model, size in models:
-            colour = colourise(model, gray, size, Resolution.trained, torch.device("cpu"))
-            tiles.append((name, (colour[0].permute(1, 2, 0) * 255).round().byte().numpy()))
+            tiles.append((name, photo.colourise(shade, model.colour_photo, size, model.fixed_size is not None, "trained", torch.device("cpu"))))
         tiles.append(("original", rgb))
         shrunk = [shrink(tile) for _, tile in tiles]
         labelled = [np.vstack([label(name, tile.shape[1]), tile]) for (name, _), tile in zip(tiles, shrunk)]

@@ -69,7 +69,7 @@ def tiny_checkpoint(compose_cfg, tmp_path: Path):
         cfg = compose_cfg("data.limit=200", *overrides)
         torch.manual_seed(0)
         config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        model = wrapper.build(cfg.model)
+        model = wrapper.colorizer(cfg.model)
         if hasattr(model.net, "head"):
             # Untrained, with eval-mode batch norm, the net predicts ab far outside the sRGB gamut:
             # a smaller output layer keeps most colours inside it, as a trained model's are.

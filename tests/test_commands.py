@@ -176,7 +176,7 @@ def test_colorize_counts_only_files_it_wrote(tiny_checkpoint, tmp_path: Path) ->
     (tmp_path / "out" / "a.png").mkdir(parents=True)  # where a.png should go, a folder: writing fails
     result = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
     assert result.returncode == 1
-    assert "wrote 1 of 2 images" in result.stdout
+    assert "wrote 1 of 2 photos" in result.stdout
     assert result.stderr.strip().splitlines()[-1].startswith(f"colorize: error: 1 of 2 inputs were not written (first: cannot write {tmp_path}/out/a.png: it is a folder)")
     assert cv2.imread(str(tmp_path / "out" / "b.png")) is not None
     assert not list((tmp_path / "out").glob(".*.tmp"))  # no half-written file left
@@ -203,7 +203,7 @@ def test_the_photo_command_keeps_the_photos_luminance_on_every_pixel(compose_cfg
     not trained at: the colour is scaled down to fit, never clipped per channel, so the luminance holds."""
     cfg = compose_cfg("data.limit=200", "model=unet", "model.width=4", "model.depth=2", f"model.target={target}")
     torch.manual_seed(0)
-    model = wrapper.build(cfg.model)
+    model = wrapper.colorizer(cfg.model)
     torch.nn.init.normal_(model.net.head.weight, std=5.0)  # strong colour: most pixels out of gamut
     checkpoint.write({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}, tmp_path / "strong.pt")
     photo = cv2.resize(skimage.data.astronaut(), (451, 300), interpolation=cv2.INTER_AREA)  # not square, not 32 px
@@ -223,10 +223,9 @@ def test_the_photo_command_keeps_the_photos_luminance_on_every_pixel(compose_cfg
 
 
 def test_the_net_sees_a_photo_at_its_aspect_ratio() -> None:
-    from colorize.colorize import net_view
+    from colorize.photo import prepare
 
     photo = np.zeros((100, 200, 3), np.uint8)
-    view, valid = net_view(photo, 32, fixed=False)
-    assert view.shape == (32, 64, 3) and valid == (32, 64)  # the shorter side at the training size
-    view, valid = net_view(photo, 32, fixed=True)
-    assert view.shape == (32, 32, 3) and valid == (16, 32)  # fitted whole into the fixed size, padded
+    assert prepare(photo, 32, False, "trained", torch.device("cpu")).view.shape == (1, 3, 32, 64)  # the shorter side at the training size
+    assert prepare(photo, 32, True, "trained", torch.device("cpu")).view.shape == (1, 3, 16, 32)  # fitted whole into the fixed size
+    assert prepare(photo, 32, False, "native", torch.device("cpu")).view.shape == (1, 3, 100, 200)

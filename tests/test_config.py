@@ -16,7 +16,7 @@ from tests.conftest import run_cli
 def test_every_group_option_builds_a_model_that_trains_one_step(compose_cfg, model: str, optimizer: str) -> None:
     cfg = compose_cfg(f"model={model}", f"optimizer={optimizer}", "model.width=1", "optimizer.lr=0.01")
     check(cfg)
-    net = wrapper.build(cfg.model)
+    net = wrapper.colorizer(cfg.model)
     opt = instantiate(cfg.optimizer)(net.parameters())
     before = [p.detach().clone() for p in net.parameters()]
     prediction = net.predict(torch.rand(2, 1, 32, 32))
@@ -30,7 +30,7 @@ def test_every_group_option_builds_a_model_that_trains_one_step(compose_cfg, mod
 def test_seed_experiment_builds_the_seed_model(compose_cfg) -> None:
     cfg = compose_cfg("experiment=seed")
     check(cfg)
-    model = wrapper.build(cfg.model)
+    model = wrapper.colorizer(cfg.model)
     assert wrapper.parameter_count(model) == 2_384_064  # the seed's Keras model.summary()
     assert type(instantiate(cfg.optimizer)(model.parameters())).__name__ == "Adam"
     # The command line beats the experiment's choice of data.
@@ -100,7 +100,7 @@ def test_quality_presets_compose_and_build(compose_cfg, preset: str) -> None:
     cfg = compose_cfg(f"experiment={preset}")
     check(cfg)
     assert cfg.data.source.value == "cifar10"  # like experiment=seed; data=folder data.root=... overrides it
-    model = wrapper.build(cfg.model)
+    model = wrapper.colorizer(cfg.model)
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 3, 32, 32)
 
 

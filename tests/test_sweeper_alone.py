@@ -4,7 +4,6 @@ ported to it (plugins/hydra_optuna_async_sweeper/tests/test_optuna_sweeper_plugi
 
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

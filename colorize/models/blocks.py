@@ -19,11 +19,18 @@ def block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad H and W at the bottom and right up to a multiple, repeating the edge pixels."""
+    """Pad H and W at the bottom and right up to a multiple, repeating the edge pixels (by nothing when
+    they are one already: no branch on the size, so an exported net takes any size)."""
     h, w = x.shape[-2:]
-    if h % multiple == 0 and w % multiple == 0:
-        return x
     return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate")
+
+
+def crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The top-left height x width of (N, C, H, W), picked by index rather than sliced: a slice (or
+    narrow) is a no-op when it keeps the whole size, a branch torch.export would fix at its example's
+    size, so the exported net of the logged model would then refuse photos of other sizes."""
+    rows, cols = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 class Encoder(nn.Module):

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from colorize.models.blocks import Encoder, block
+from colorize.models.blocks import Encoder, block, crop
 
 
 class ConvAE(nn.Module):
@@ -23,4 +23,4 @@ class ConvAE(nn.Module):
         x = self.encoder(gray)[-1]  # only the bottleneck: no skip connections
         for up in self.up:
             x = up(x)
-        return self.head(x)[..., :h, :w]
+        return crop(self.head(x), h, w)

@@ -4,7 +4,7 @@ edges found at full resolution reach the output instead of being rebuilt from th
 import torch
 from torch import nn
 
-from colorize.models.blocks import Encoder, block
+from colorize.models.blocks import Encoder, block, crop
 
 
 class UNet(nn.Module):
@@ -25,4 +25,4 @@ class UNet(nn.Module):
         *skips, x = self.encoder(gray)
         for upsample, merge in zip(self.upsample, self.merge):
             x = merge(torch.cat([upsample(x), skips.pop()], 1))
-        return self.head(x)[..., :h, :w]
+        return crop(self.head(x), h, w)
