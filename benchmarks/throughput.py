@@ -32,7 +32,7 @@ from colorize import data, wrapper
 from colorize.color import as_float
 from colorize.config import register
 from colorize.device import pick_device
-from colorize.loop import Settings, train_epoch
+from colorize.loop import Settings, Training, train_epoch
 
 PROJECT = Path(__file__).resolve().parents[1]
 BATCH = 100  # the seed's batch size
@@ -56,7 +56,7 @@ def build(model_overrides: list[str], device: torch.device) -> tuple[wrapper.Col
     with initialize_config_dir(str(PROJECT / "conf"), version_base="1.3"):
         cfg = compose("train", model_overrides)
     torch.manual_seed(0)
-    model = wrapper.build(cfg.model).to(device)
+    model = wrapper.colorizer(cfg.model).to(device)
     return model, instantiate(cfg.optimizer)(model.parameters())
 
 
@@ -87,8 +87,10 @@ def measure(model_overrides: list[str], rgb: np.ndarray, device: torch.device, s
     steps = len(images) // BATCH
     loader = DataLoader(SeedStyleDataset(rgb), batch_size=BATCH, shuffle=True, num_workers=0)
 
+    training = Training(data.Split(images, images[:0]), model, optimizer, loss_fn, settings, shuffle, epochs=1)
+
     def colorize_loop() -> None:
-        train_epoch(model, optimizer, loss_fn, images, settings, shuffle)
+        train_epoch(training)
 
     def compute_bound() -> None:
         model.train()

@@ -13,8 +13,9 @@ import torch
 from colorize import atomic
 from colorize.config import Target, flatten
 from colorize.errors import ColorizeError, first_line, one_line
+from colorize.loop import Training
 from colorize.models import NETS
-from colorize.wrapper import Colorizer, build
+from colorize.wrapper import Colorizer, colorizer
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,14 @@ class Checkpoints:
         self.last, self.best = folder / "last.pt", folder / "best.pt"
         self.config = config  # resolved, so a checkpoint alone says how to rebuild its model
 
-    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, progress: Progress, improved: bool) -> None:
+    def save(self, training: Training, progress: Progress, improved: bool) -> None:
         state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "model": training.model.state_dict(),
+            "optimizer": training.optimizer.state_dict(),
             "epoch": progress.epoch,
             "best_val_loss": progress.best_val_loss,
             "history": progress.history,
-            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+            "rng": {"torch": torch.get_rng_state(), "shuffle": training.shuffle.get_state()},
             "config": self.config,
             "run_id": progress.run_id,
         }
@@ -106,7 +107,7 @@ class Checkpoints:
         return [path for path in (self.last, self.best) if path.exists()]
 
 
-def resume(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, config: dict[str, Any], epochs: int) -> tuple[Progress, dict[str, str]]:
+def resume(path: str, training: Training, config: dict[str, Any]) -> tuple[Progress, dict[str, str]]:
     """Restore weights, optimizer and random state from `path`; returns the progress and what the new
     config changes (`key: "old -> new"`). Changes that would train another model are refused."""
     atomic.remove_stale(Path(path).parent)  # left by a process killed mid-write
@@ -117,15 +118,15 @@ def resume(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
     fixed = [key for key in changes if key.startswith(FIXED_ON_RESUME)]
     if fixed:
         raise ColorizeError(f"trainer.resume={path} was trained with other settings: {fixed[0]} {changes[fixed[0]]} cannot change on resume (start a new run)")
-    if state["epoch"] >= epochs:
+    if state["epoch"] >= training.epochs:
         raise ColorizeError(f"trainer.resume={path} already holds epoch {state['epoch']}: raise trainer.epochs")
     try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        training.model.load_state_dict(state["model"])
+        training.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as error:
         raise ColorizeError(f"trainer.resume={path}: its weights do not fit this model ({first_line(error)})") from None
     torch.set_rng_state(state["rng"]["torch"])
-    shuffle.set_state(state["rng"]["shuffle"])
+    training.shuffle.set_state(state["rng"]["shuffle"])
     progress = Progress(state["epoch"], state["best_val_loss"], state["history"], state["run_id"])
     log.info("resuming %s after epoch %d%s", path, progress.epoch, "".join(f"; {k}: {v}" for k, v in changes.items()))
     return progress, changes
@@ -162,7 +163,7 @@ def load_model(
 
     def make() -> Colorizer:
         try:
-            return build(config["model"], lambda params, out_channels: rebuild(params, NETS, "model", source, out_channels=out_channels))
+            return colorizer(config["model"], lambda params, out_channels: rebuild(params, NETS, "model", source, out_channels=out_channels))
         except (TypeError, ValueError) as error:  # a target, bins or saturation of the wrong kind
             raise ColorizeError(f"checkpoint {source}: its model config cannot be read ({one_line(error)})") from None
 

@@ -1,8 +1,9 @@
-"""Everything a run trains with, built from the config: data, model, optimizer, loss, loop settings."""
+"""Everything a run trains with, built from the config: data, model, optimizer, loss, loop settings
+(colorize.loop.Training); and the memory check before anything is allocated."""
 
-from dataclasses import dataclass
+import math
 from functools import partial
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping
 
 import torch
 from hydra.utils import instantiate
@@ -13,9 +14,8 @@ from colorize.config import Target, TrainerConfig
 from colorize.device import free_memory
 from colorize.distributed import Ranks
 from colorize.errors import ColorizeError
-from colorize.loop import Settings, cosine_lr
-from colorize.metrics import LossFn
-from colorize.wrapper import Colorizer, build as build_model, parameter_count
+from colorize.loop import Settings, Training
+from colorize.wrapper import colorizer, parameter_count
 
 # Bytes per parameter while training with Adam: the weight, its gradient and two moments (fp32).
 BYTES_PER_PARAMETER = 4 * 4
@@ -24,20 +24,12 @@ BYTES_PER_ACTIVATION = 4 * 2
 MEMORY_SHARE = 0.9  # of what the device has free: leave room for the data and the allocator
 
 
-@dataclass
-class Parts:
-    data: data.Split
-    model: Colorizer
-    net: torch.nn.Module  # what the loop calls: model.net, or its DistributedDataParallel wrapper
-    optimizer: torch.optim.Optimizer
-    loss_fn: LossFn
-    settings: Settings
-    shuffle: torch.Generator  # the order of each epoch's batches; saved in checkpoints
-    lr_at: Optional[Callable[[int], float]]  # the lr of each epoch, or None for a constant lr
-    precision: str  # 32 or bf16, after `auto` is resolved
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Cosine decay by epoch (1-based): base_lr for the first epoch, falling towards 0 after the last."""
+    return base_lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
 
 
-def build(
+def training(
     source: data.Source,
     model_config: Mapping[str, Any],
     optimizer_config: Mapping[str, Any],
@@ -45,12 +37,12 @@ def build(
     trainer: TrainerConfig,
     device: torch.device,
     ranks: Ranks = Ranks(),
-) -> Parts:
+) -> Training:
     check_fits(model_config, source.image_size, trainer.batch_size, device)
     with_lab = Target(model_config["target"]) == Target.lab
     shuffle = torch.Generator(device=device).manual_seed(trainer.seed)  # also draws data.augment's crops and flips
     split = stream.load_split(source, device, with_lab) if stream.wanted(source, device, with_lab) else data.load_split(source, device, with_lab, shuffle)
-    model = build_model(model_config).to(device)
+    model = colorizer(model_config).to(device)
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if trainer.compile:
@@ -60,15 +52,17 @@ def build(
     lr_at = partial(cosine_lr, optimizer_config["lr"], epochs=trainer.epochs) if trainer.lr_schedule == "cosine" else None
     # Several processes: gradients are averaged through DDP's wrapper; checkpoints keep model.net's keys.
     net = DistributedDataParallel(model.net, device_ids=[device.index] if device.type == "cuda" else None) if ranks.world > 1 else model.net
-    return Parts(
+    return Training(
         data=split,
         model=model,
-        net=net,
         optimizer=instantiate(optimizer_config)(model.parameters()),
         loss_fn=instantiate(loss_config),
         settings=settings,
         shuffle=shuffle,
+        epochs=trainer.epochs,
         lr_at=lr_at,
+        ranks=ranks,
+        net=net,
         precision=precision,
     )
 
@@ -77,7 +71,7 @@ def check_fits(model_config: Mapping[str, Any], image_size: int, batch_size: int
     """Refuse, before any weight is allocated, a model whose training step would not fit in memory:
     sizes are found on the meta device, which allocates nothing."""
     with torch.device("meta"):
-        model = build_model(model_config)
+        model = colorizer(model_config)
         activations = 0
 
         def count(module: torch.nn.Module, inputs: Any, output: Any) -> None:

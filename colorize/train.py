@@ -34,34 +34,40 @@ def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
     device = pick_device(distributed.device_for(ranks, trainer.device))
     torch.manual_seed(trainer.seed)
     source = data.Source.from_config(cfg.data, cfg.paths.cache_dir)
-    run = parts.build(source, cfg.model, cfg.optimizer, cfg.loss, trainer, device, ranks)
+    training = parts.training(source, cfg.model, cfg.optimizer, cfg.loss, trainer, device, ranks)
     config = secrets.resolved(cfg)  # what the run records (params, config.yaml, checkpoints): passwords masked
     progress, changes = checkpoint.Progress(), {}
     if trainer.resume:
-        progress, changes = checkpoint.resume(trainer.resume, run.model, run.optimizer, run.shuffle, config, trainer.epochs)
+        progress, changes = checkpoint.resume(trainer.resume, training, config)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    saved = checkpoint.Checkpoints(out_dir / "checkpoints", config)
     epochs = range(progress.epoch + 1, trainer.epochs + 1)
-    with pruned_when_diverged(trial), open_run(cfg, config, out_dir, run.model, trial, changes, progress.run_id, ranks.main) as tracker:
+    with pruned_when_diverged(trial), open_run(cfg, config, out_dir, training.model, trial, changes, progress.run_id, ranks.main) as tracker:
         progress.run_id = tracker.run_id
         if trial is not None:
             trial.attach(tracker.run_id)
         log.info("MLflow run %s; outputs in %s", tracker.run_id, out_dir)
-        records.log_data(tracker, source, run.data)
-        log.info("training starts: %d train / %d val images on %s, precision %s", len(run.data.train), len(run.data.val), device, run.precision)
-        for epoch in fit(run.model, run.optimizer, run.loss_fn, run.data, trainer.epochs, run.settings, run.shuffle, epochs.start, run.lr_at, ranks, run.net):
-            improved = progress.record(epoch.epoch, epoch.train_loss, epoch.val["loss"])
-            if ranks.main:
-                saved.save(run.model, run.optimizer, run.shuffle, progress, improved)
-            records.log_epoch(tracker, epoch, run.model, run.data.val, epochs, cfg.tracking.grid_every, cfg.tracking.grid_images)
+        grids = records.Grids(cfg.tracking.grid_every, cfg.tracking.grid_images, epochs)
+        recorder = records.Recorder(tracker, checkpoint.Checkpoints(out_dir / "checkpoints", config), grids, ranks.main)
+        recorder.data(source, training.data)
+        log.info("training starts: %d train / %d val images on %s, precision %s", len(training.data.train), len(training.data.val), device, training.precision)
+        for epoch in fit(training, epochs.start):
+            recorder.epoch(epoch, training, progress)
             objective = tuple(epoch.val[metric.removeprefix("val_")] for metric in metrics)
             if distributed.agree(trial is not None and trial.should_stop(objective, epoch.epoch, trainer.epochs)):
                 break  # pruned: rank 0 decides, every process stops
-        records.log_end(tracker, run.model, run.data.val, progress.history, OmegaConf.to_yaml(config), saved.written(), cfg.tracking.register)
-    if trial is not None and trial.pruned_at is not None:
-        import optuna
+        gray_copy = recorder.end(training, progress, OmegaConf.to_yaml(config), cfg.tracking.register)
+    if trial is not None:
+        trial.compare(metrics, gray_copy)  # the sweep's summary sets its best trial beside the gray copy
+        if trial.pruned_at is not None:
+            import optuna
 
-        raise optuna.TrialPruned(f"after epoch {trial.pruned_at}")  # the run itself ended FINISHED, with all it logged
+            raise optuna.TrialPruned(f"after epoch {trial.pruned_at}")  # the run itself ended FINISHED, with all it logged
+    elif ranks.main:
+        from colorize import summary, tracking
+
+        run = tracking.run_page(cfg.tracking.uri, progress.run_id)
+        baselines = {name.removeprefix("gray_copy_"): value for name, value in gray_copy.items() if name.startswith("gray_copy_")}
+        print(summary.of_training(run, progress.run_id, progress.epoch, epoch.val, baselines, out_dir / "checkpoints", secrets.mask(cfg.tracking.uri)), flush=True)
     return objective[0] if len(objective) == 1 else objective
 
 

@@ -7,7 +7,7 @@ from torch import nn
 from colorize import data
 from colorize.wrapper import Colorizer
 from colorize.config import Target
-from colorize.loop import Settings, train_epoch
+from colorize.loop import Settings, Training, train_epoch
 from colorize.models.convnet import ConvNet
 from tests.conftest import QUICK, run_cli, runs
 
@@ -36,7 +36,8 @@ def test_training_modes_give_finite_decreasing_loss(patches: data.Images, settin
         model.net.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     shuffle = torch.Generator().manual_seed(0)
-    losses = [train_epoch(model, optimizer, nn.MSELoss(), patches, settings, shuffle) for _ in range(4)]
+    training = Training(data.Split(patches, patches), model, optimizer, nn.MSELoss(), settings, shuffle, epochs=4)
+    losses = [train_epoch(training) for _ in range(4)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0]
 

@@ -12,7 +12,7 @@ import torch
 from colorize import data, stream, wrapper
 from colorize.config import Target
 from colorize.errors import ColorizeError
-from colorize.loop import Settings, train_epoch
+from colorize.loop import Settings, Training, train_epoch
 from tests.conftest import QUICK, run_cli, runs
 
 
@@ -51,10 +51,10 @@ def test_streaming_trains_the_same_first_epoch(tmp_path: Path) -> None:
     losses = []
     for split in (data.load_split(spec, torch.device("cpu"), False), stream.load_split(spec, torch.device("cpu"), False)):
         torch.manual_seed(0)
-        model = wrapper.build({"_target_": "colorize.models.convae.ConvAE", "width": 4, "depth": 2, "target": Target.rgb})
+        model = wrapper.colorizer({"_target_": "colorize.models.convae.ConvAE", "width": 4, "depth": 2, "target": Target.rgb})
         optimizer = torch.optim.Adam(model.parameters(), 1e-3)
         shuffle = torch.Generator().manual_seed(0)
-        losses.append(train_epoch(model, optimizer, torch.nn.MSELoss(), split.train, Settings(8, progress=False), shuffle))
+        losses.append(train_epoch(Training(split, model, optimizer, torch.nn.MSELoss(), Settings(8, progress=False), shuffle, epochs=1)))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
