@@ -45,20 +45,20 @@ class Resolution(str, Enum):
 
 @dataclass
 class PathsConfig:
-    root_dir: str = "${project_root:}"
-    cache_dir: str = "${paths.root_dir}/.cache"
-    data_dir: str = "${paths.root_dir}/data"
+    root_dir: str = "${project_root:}"  # the repository of an editable install, else the working directory
+    cache_dir: str = "${paths.root_dir}/.cache"  # decoded data sets, as .npz tensors
+    data_dir: str = "${paths.root_dir}/data"  # where data=cifar10 looks for cifar10-jpeg/
 
 
 @dataclass
 class DataConfig:
-    source: DataSource = DataSource.sample
-    root: Optional[str] = None
+    source: DataSource = DataSource.sample  # chosen by the data group: sample is embedded in the package
+    root: Optional[str] = None  # data=folder: a folder of jpg/png images (searched recursively)
     image_size: int = 32  # pixels, square
-    val_fraction: float = 0.2
+    val_fraction: float = 0.2  # share of the images held out as the val split
     limit: Optional[int] = None  # cap on the number of images, for quick runs
     seed: int = 0  # the split's seed, kept apart from trainer.seed so the val set stays fixed
-    on_bad_image: OnBadImage = OnBadImage.error
+    on_bad_image: OnBadImage = OnBadImage.error  # an unreadable image: stop naming it, or skip it with a warning
     # Training images flipped left-right at random (flip), and also cut at a random place from
     # images held at image_size * 9/8 (crop; val images are then cut in the middle). Every batch
     # gets new draws.
@@ -140,22 +140,22 @@ class BinsLossConfig(LossConfig):
 class OptimizerConfig:
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True  # parameters are bound after the model exists
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    lr: float = 1e-3  # learning rate
+    weight_decay: float = 0.0  # L2 penalty (adam), decoupled decay (adamw)
 
 
 @dataclass
 class SGDConfig(OptimizerConfig):
     _target_: str = "torch.optim.SGD"
-    momentum: float = 0.9
-    nesterov: bool = False
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = False  # Nesterov momentum
 
 
 @dataclass
 class TrainerConfig:
     epochs: int = 20  # the quick start on data=sample: well under 3 minutes on 2 CPU cores
-    batch_size: int = 100
-    seed: int = 0
+    batch_size: int = 100  # images per optimiser step, over all processes
+    seed: int = 0  # weights, batch order and augmentation draws
     device: str = "auto"  # auto picks cuda, then mps, then cpu
     resume: Optional[str] = None  # path of a last.pt / best.pt to continue from
     progress: bool = True  # tqdm bar with the running loss
@@ -167,8 +167,8 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: str = "sqlite:///${paths.root_dir}/mlruns/mlflow.db"
-    experiment: str = "colorize"
+    uri: str = "sqlite:///${paths.root_dir}/mlruns/mlflow.db"  # MLflow tracking store: a database URI or http(s)://server
+    experiment: str = "colorize"  # MLflow experiment the runs go to
     run_name: Optional[str] = None  # null: the preset or model-width-target, and the run id's first 6 characters
     grid_every: int = 5  # epochs between sample grids (first and last always)
     grid_images: int = 8  # val images in each sample grid; 0: no grids
@@ -221,11 +221,11 @@ class EvaluateConfig:
     # A folder of photos (or one photo) instead of `data`: each photo's gray is coloured as the photo
     # command colours it (at `resolution`) and scored against the photo at its own size.
     input: Optional[str] = None
-    resolution: Resolution = Resolution.trained
+    resolution: Resolution = Resolution.trained  # trained: the net at its training size, colour upsampled; native: at the photo's size
     temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     saturation: Optional[float] = None  # a lab or ycbcr model's read-out saturation instead of its trained one
     batch_size: Optional[int] = None  # images per no-grad batch; null: 1,000 at 32 px, fewer for bigger images
-    device: str = "auto"
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
     output: Optional[str] = None  # the JSON file; None: metrics.json in the Hydra output folder
 
 
@@ -236,11 +236,11 @@ class ColorizeConfig:
     checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
     input: str = MISSING  # an image file, or a folder searched recursively
     output: str = MISSING  # the folder the PNGs are written to
-    resolution: Resolution = Resolution.trained
+    resolution: Resolution = Resolution.trained  # trained: the net at its training size, colour upsampled; native: at the photo's size
     temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     saturation: Optional[float] = None  # a lab or ycbcr model's read-out saturation instead of its trained one
-    device: str = "auto"
-    progress: bool = True
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+    progress: bool = True  # tqdm bar over the photos
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -261,9 +261,17 @@ def project_root() -> str:
     return str(repo if (repo / "pyproject.toml").exists() else Path.cwd())
 
 
+def help_text(command: str) -> str:
+    from colorize import reference  # it reads this module's comments
+
+    return reference.help_text(command)
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", project_root)
+    if not OmegaConf.has_resolver("colorize_help"):
+        OmegaConf.register_new_resolver("colorize_help", help_text)  # hydra.help.template: --help from the schemas
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)

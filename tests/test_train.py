@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,7 +13,7 @@ from colorize.wrapper import Colorizer
 from colorize.config import Target
 from colorize.errors import ColorizeError
 from colorize.data import Images, Split
-from colorize.loop import Settings, fit
+from colorize.loop import Settings, Training, fit
 from tests.conftest import QUICK, run_cli, runs
 
 
@@ -47,8 +48,8 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= files
     logged = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert logged and logged[0].source_run_id == run.info.run_id
-    model = mlflow.pytorch.load_model(logged[0].model_uri)
-    assert model(torch.rand(3, 1, 32, 32)).shape == (3, 3, 32, 32)
+    model = mlflow.pyfunc.load_model(logged[0].model_uri)  # a photo in, a colour photo out, at any size
+    assert model.predict(np.zeros((40, 56), np.uint8)).shape == (40, 56, 3)
     state = checkpoint.read(next(tmp_path.glob("outputs/*/*/checkpoints/last.pt")))
     assert state["epoch"] == 2 and state["config"]["trainer"]["epochs"] == 2
     # The run's URI is enough to evaluate it: its checkpoint artifact holds weights and config.
@@ -115,7 +116,7 @@ class NaNModel(nn.Module):
 def test_diverging_loss_stops_with_a_clear_error() -> None:
     images = Images(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4))
     model = Colorizer(NaNModel(), Target.rgb)
-    epochs = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss(), Split(images, images), 3, Settings(4, progress=False), torch.Generator())
+    epochs = fit(Training(Split(images, images), model, torch.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss(), Settings(4, progress=False), torch.Generator(), epochs=3))
     with pytest.raises(ColorizeError, match="diverged: train loss is nan at epoch 1"):
         next(epochs)
 
@@ -126,6 +127,19 @@ def test_hydra_help_lists_every_group_option(tmp_path: Path) -> None:
     assert "model: convae, convnet, unet" in result.stdout and "optimizer: adam, adamw, sgd" in result.stdout
     assert "loss: bins, l1, log_mse, mse, smooth_l1" in result.stdout
     assert "experiment: best_cpu, best_photo, convae, seed, unet" in result.stdout
+    # Keys with their default and meaning, from the schemas' comments; no internal schema/* groups.
+    assert "schema/" not in result.stdout
+    assert any(line.startswith("optimizer.lr") and "0.001  # learning rate" in line for line in result.stdout.splitlines())
+    assert any(line.startswith("model.out_level") and "0  # Decoder levels left out" in line for line in result.stdout.splitlines())
+
+
+def test_every_key_in_the_reference_has_a_meaning() -> None:
+    from colorize import reference
+
+    found = [key for schema in reference.COMMANDS.values() for key in reference.keys(schema)]
+    found += [key for group in reference.OPTIONS for _, keys in reference.group_keys(group) for key in keys]
+    assert len(found) > 60 and [key.name for key in found if not key.meaning] == []
+    assert "| `data.image_size` | `32` | pixels, square |" in reference.markdown()
 
 
 def test_cosine_schedule_decays_the_lr_and_resume_follows_it(tmp_path: Path) -> None:
