@@ -1,6 +1,6 @@
-"""Train and evaluate each model preset on CIFAR-10 and print (or write into the README) the quality table.
+"""Train and evaluate each model preset on CIFAR-10 and print (or write into the docs' quality page) the quality table.
 
-    python benchmarks/quality.py --train /path/to/cifar10-jpeg/train [--write-readme]
+    python benchmarks/quality.py --train /path/to/cifar10-jpeg/train [--write]
 
 Each preset is trained by `python -m colorize.train experiment=<preset> data=folder data.root=<train>`
 (its held-out val split is what presets were tuned on), then scored by `python -m colorize.evaluate`
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "quality.md"
 START, END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
 PRESETS = {  # row label -> train overrides
     "seed convnet": ["experiment=seed", "trainer.epochs=3"],  # the seed trains for 1000 epochs: 3 shown
@@ -55,8 +55,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT, help="paths.root_dir of the runs: mlruns/ and .cache/ go there")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "quality", help="runs, checkpoints, metrics")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
-    parser.add_argument("--write-readme", action="store_true", help="replace the table in --readme")
-    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--write", action="store_true", help="replace the table in --page")
+    parser.add_argument("--page", type=Path, default=PAGE)
     parser.add_argument("--override", action="append", default=[], help="extra train override, e.g. data.limit=300 (smoke runs)")
     args = parser.parse_args()
     if not (args.train.parent / "test").is_dir():
@@ -92,19 +92,19 @@ def main() -> None:
     command = " ".join(["python benchmarks/quality.py --train", str(args.train), *(f"--override {o}" for o in args.override)])
     table = "\n".join(
         [
-            f"Measured on {first['data']} ({first['images']:,} images; CIFAR-10 (JPEG copy)), "
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {first['data']} ({first['images']:,} images; CIFAR-10 (JPEG copy)), "
             f"training on the {args.train.name}/ folder beside it, {platform.processor() or platform.machine()} with "
-            f"{os.cpu_count()} CPU cores, by `{command}`:",
+            f"{os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f} at the end), by `{command}`:",
             "",
             *lines,
         ]
     )
     print(table)
-    if args.write_readme:
-        text = args.readme.read_text()
+    if args.write:
+        text = args.page.read_text()
         block = f"{START}\n{table}\n{END}"
-        args.readme.write_text(re.sub(f"{re.escape(START)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S))
-        print(f"wrote the table into {args.readme}")
+        args.page.write_text(re.sub(f"{re.escape(START)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S))
+        print(f"wrote the table into {args.page}")
 
 
 if __name__ == "__main__":

@@ -216,6 +216,8 @@ def shrink(png: Path, width: int) -> None:
 
 
 RUN_TABLE = "document.body.innerText.includes('matching runs')"
+# The table's rows, not only its frame: the footer counts the runs while the rows still load.
+RUN_ROWS = RUN_TABLE + " && ['unet-w8-rgb', 'convnet-w2-rgb', 'sweep-smoke'].every(name => document.body.innerText.includes(name))"
 ASSISTANT_CLOSE = '[data-component-id="mlflow.assistant.chat_panel.close"]'
 EXPANDER = '[data-component-id$="runnamecellrenderer.tsx_46"]'  # the + beside a parent run's name
 CHART_SEARCH = 'input[placeholder="Search metric charts"]'
@@ -258,8 +260,9 @@ async def shoot(base: str, experiment: str, run: str, out: Path) -> None:
     """The four pictures, at 1400 x 900 CSS pixels (the image slider's cut to its corner)."""
     runs = f"{base}/#/experiments/{experiment}/runs?{TRAINING_VIEW}"
     async with browser() as page:
-        await page.goto(experiment_url(base, experiment), RUN_TABLE)
+        await page.goto(experiment_url(base, experiment), RUN_ROWS)  # a TimeoutError, and no picture, when the rows never come
         await close_assistant(page)  # it stays closed for this browser
+        await page.wait(RUN_ROWS)
         await asyncio.sleep(1)
         await page.screenshot(out / "mlflow_runs.png")
 

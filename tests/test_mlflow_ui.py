@@ -19,7 +19,7 @@ async def follow_the_readme(base: str, experiment: str, names: list[str]) -> dic
     async with browser() as page:
         await page.goto(experiment_url(base, experiment), loaded)
         seen["the experiment's address"] = (await page.location(), await page.text())
-        await page.goto(f"{base}/#/experiments", "document.querySelector('a[href=\"#/experiments/%s\"]')" % experiment)
+        await page.goto(f"{base}/#/experiments", f"document.querySelector('a[href=\"#/experiments/{experiment}\"]')")
         await page.click("[role=button]", "Model training")  # the sidebar switch; the browser remembers it
         await page.click("a", "colorize")
         await page.wait(loaded)

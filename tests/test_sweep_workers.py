@@ -116,7 +116,7 @@ def study(root: Path, name: str = "smoke") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{root}/sweeps/optuna.db")
 
 
-def run_together(sweepers: list[Any], monkeypatch: pytest.MonkeyPatch, arguments: list[str] = []) -> list[BaseException | None]:
+def run_together(sweepers: list[Any], monkeypatch: pytest.MonkeyPatch, arguments: tuple[str, ...] = ()) -> list[BaseException | None]:
     """Each sweeper in its thread; every one has opened the study before any asks its first trial."""
     barrier = threading.Barrier(len(sweepers))
     passed: set[int] = set()
@@ -133,7 +133,7 @@ def run_together(sweepers: list[Any], monkeypatch: pytest.MonkeyPatch, arguments
 
     def work(i: int) -> None:
         try:
-            sweepers[i].sweep(arguments)
+            sweepers[i].sweep(list(arguments))
         except BaseException as error:
             errors[i] = error
 

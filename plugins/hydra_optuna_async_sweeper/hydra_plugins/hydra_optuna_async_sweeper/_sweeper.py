@@ -460,7 +460,7 @@ class OptunaSweeperImpl(Sweeper):
                 return TrialState.FAIL, None, f"the task returned {len(values)} values for {len(self.directions)} objectives"
             return TrialState.COMPLETE, values, None
         try:
-            result.return_value  # raises the job's exception
+            _ = result.return_value  # raises the job's exception
             return TrialState.FAIL, None, "the job failed"
         except optuna.TrialPruned as error:
             return TrialState.PRUNED, None, f"pruned: {error}" if str(error) else "pruned"
