@@ -23,7 +23,7 @@ def patches() -> data.Images:
         (Settings(50, progress=False), False),
         (Settings(50, autocast=torch.bfloat16, progress=False), False),
         (Settings(50, channels_last=True, progress=False), False),
-        (Settings(50, progress=False), True),
+        pytest.param(Settings(50, progress=False), True, marks=pytest.mark.slow),  # ~30 s of compiling: -m slow
     ],
     ids=["fp32", "bf16", "channels_last", "compile"],
 )
@@ -42,6 +42,7 @@ def test_training_modes_give_finite_decreasing_loss(patches: data.Images, settin
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_cli_bf16_channels_last_run_finishes(tmp_path: Path) -> None:
     result = run_cli("train", tmp_path, "trainer.epochs=1", "trainer.precision=bf16", "trainer.channels_last=true", *QUICK)
     assert result.returncode == 0, result.stderr

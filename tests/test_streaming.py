@@ -143,6 +143,7 @@ def test_torchrun_two_processes_train_one_run(tmp_path: Path) -> None:
     assert [m.step for m in mlflow.MlflowClient().get_metric_history(continued.info.run_id, "train_loss")] == [3]
 
 
+@pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_a_sweep_trial_may_itself_run_on_two_processes(tmp_path: Path) -> None:
     import optuna
 

@@ -127,6 +127,7 @@ def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     assert single.data.metrics["val_psnr"] == pytest.approx(best.value, abs=1e-4)
 
 
+@pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_a_two_objective_sweep_reports_its_pareto_front(tmp_path: Path) -> None:
     objectives = ["objective.metric=[val_psnr,val_colorfulness_ratio]", "objective.direction=[maximize,maximize]"]
     result = sweep(tmp_path, "sweep=smoke", *objectives, "trainer.epochs=1", "hydra.sweeper.n_trials=4")

@@ -142,6 +142,7 @@ def test_every_key_in_the_reference_has_a_meaning() -> None:
     assert "| `data.image_size` | `32` | pixels, square |" in reference.markdown()
 
 
+@pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_cosine_schedule_decays_the_lr_and_resume_follows_it(tmp_path: Path) -> None:
     straight, first, resumed = tmp_path / "straight", tmp_path / "first", tmp_path / "resumed"
     for root in (straight, first, resumed):
@@ -162,6 +163,7 @@ def last_checkpoint(root: Path) -> Path:
     return next(root.glob("outputs/*/*/checkpoints/last.pt"))
 
 
+@pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_a_resume_records_what_it_changed_and_refuses_another_model(tmp_path: Path) -> None:
     assert run_cli("train", tmp_path, "trainer.epochs=1", *QUICK).returncode == 0
     first = last_checkpoint(tmp_path)
@@ -180,6 +182,7 @@ def test_a_resume_records_what_it_changed_and_refuses_another_model(tmp_path: Pa
     assert not stale.exists()
 
 
+@pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_a_resumed_run_in_a_new_store_logs_its_baselines(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
@@ -190,6 +193,7 @@ def test_a_resumed_run_in_a_new_store_logs_its_baselines(tmp_path: Path) -> None
     assert "val_gray_copy_psnr" in run.data.metrics and "val_lab_zero_ab_psnr" in run.data.metrics
 
 
+@pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_grid_images_zero_means_no_grids(tmp_path: Path) -> None:
     result = run_cli("train", tmp_path, "trainer.epochs=1", *QUICK, "tracking.grid_images=0")
     assert result.returncode == 0, result.stderr
