@@ -36,7 +36,9 @@ def count(rgb: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", type=Path, help="a folder of photos (searched recursively)")
-    parser.add_argument("--image-size", type=int, default=64, help="pixels: photos are resized and centre-cropped to this first")
+    parser.add_argument(
+        "--image-size", type=int, default=64, help="pixels: photos are resized and centre-cropped to this first"
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "colorize-cache")
     parser.add_argument("--out", type=Path, default=ROOT / "colorize" / "ab_prior.py")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """A large folder of small photos for memory benchmarks, cut from a folder of bigger ones (never commit it).
 
-    python benchmarks/crops.py /path/to/photos/train/large /tmp/crops-300k --count 300000 --size 40
+python benchmarks/crops.py /path/to/photos/train/large /tmp/crops-300k --count 300000 --size 40
 """
 
 import argparse

@@ -52,12 +52,16 @@ def row(label: str, metrics: dict, minutes: str, parameters: str, gray_copy_psnr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, required=True, help="the CIFAR-10 JPEG train/ folder (test/ beside it)")
-    parser.add_argument("--root", type=Path, default=ROOT, help="paths.root_dir of the runs: mlruns/ and .cache/ go there")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="paths.root_dir of the runs: mlruns/ and .cache/ go there"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "quality", help="runs, checkpoints, metrics")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--write", action="store_true", help="replace the table in --page")
     parser.add_argument("--page", type=Path, default=PAGE)
-    parser.add_argument("--override", action="append", default=[], help="extra train override, e.g. data.limit=300 (smoke runs)")
+    parser.add_argument(
+        "--override", action="append", default=[], help="extra train override, e.g. data.limit=300 (smoke runs)"
+    )
     args = parser.parse_args()
     if not (args.train.parent / "test").is_dir():
         sys.exit(f"{args.train.parent / 'test'} not found: the test split must sit beside --train")
@@ -66,11 +70,26 @@ def main() -> None:
     for label in args.presets:
         folder = args.out / label.replace(" ", "_")
         overrides = [*PRESETS[label], *args.override]
-        seconds = run("train", *overrides, *data, f"hydra.run.dir={folder}", "trainer.progress=false", "tracking.experiment=quality")
+        seconds = run(
+            "train",
+            *overrides,
+            *data,
+            f"hydra.run.dir={folder}",
+            "trainer.progress=false",
+            "tracking.experiment=quality",
+        )
         report_file = folder / "test_metrics.json"
-        run("evaluate", f"checkpoint={folder}/checkpoints/best.pt", *data, f"output={report_file}", f"hydra.run.dir={folder}/evaluate")
+        run(
+            "evaluate",
+            f"checkpoint={folder}/checkpoints/best.pt",
+            *data,
+            f"output={report_file}",
+            f"hydra.run.dir={folder}/evaluate",
+        )
         report = json.loads(report_file.read_text())
-        (folder / "quality.json").write_text(json.dumps({"train_seconds": seconds, "overrides": overrides, **report}, indent=2))
+        (folder / "quality.json").write_text(
+            json.dumps({"train_seconds": seconds, "overrides": overrides, **report}, indent=2)
+        )
     # Rows of presets measured by an earlier call (--presets reruns only those named) are kept.
     results = {}
     for label in PRESETS:
@@ -88,8 +107,18 @@ def main() -> None:
         row("lab zero ab (baseline)", first["metrics"]["lab_zero_ab"], "-", "-", gray_copy_psnr),
     ]
     for label, (seconds, report) in results.items():
-        lines.append(row(f"`{label}`", report["metrics"]["model"], f"{seconds / 60:.1f}", f"{report['model_parameters']:,}", gray_copy_psnr))
-    command = " ".join(["python benchmarks/quality.py --train", str(args.train), *(f"--override {o}" for o in args.override)])
+        lines.append(
+            row(
+                f"`{label}`",
+                report["metrics"]["model"],
+                f"{seconds / 60:.1f}",
+                f"{report['model_parameters']:,}",
+                gray_copy_psnr,
+            )
+        )
+    command = " ".join(
+        ["python benchmarks/quality.py --train", str(args.train), *(f"--override {o}" for o in args.override)]
+    )
     table = "\n".join(
         [
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {first['data']} ({first['images']:,} images; CIFAR-10 (JPEG copy)), "

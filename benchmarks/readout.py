@@ -17,7 +17,16 @@ from colorize.config import DataConfig
 from colorize.metrics import baselines, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close", "auc", "auc_rebalanced")
+COLUMNS = (
+    "psnr",
+    "psnr_per_image",
+    "ssim",
+    "colorfulness_ratio",
+    "colorfulness_gap",
+    "mean_ab_close",
+    "auc",
+    "auc_rebalanced",
+)
 
 
 def main() -> None:
@@ -39,7 +48,9 @@ def main() -> None:
             model = checkpoint.load_model(args.checkpoint, "", temperature, saturation)[0]
             name = f"saturation {saturation:g}" + ("" if temperature is None else f", temperature {temperature:g}")
             rows[name] = evaluate(model, val, lambda p, t: torch.zeros(()))
-    print(f"{args.checkpoint} on the val split of {data_config.root or data_config.source.value} ({len(val):,} images):")
+    print(
+        f"{args.checkpoint} on the val split of {data_config.root or data_config.source.value} ({len(val):,} images):"
+    )
     print(f"| read-out | {' | '.join(COLUMNS)} |\n| --- |{' ---: |' * len(COLUMNS)}")
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + " |")

@@ -24,7 +24,11 @@ import optuna
 def run_sweep(root: Path, pruner: str, args: argparse.Namespace) -> dict:
     study = f"bench-{pruner}"
     command = [
-        sys.executable, "-m", "colorize.train", "-m", "sweep=lr_width",
+        sys.executable,
+        "-m",
+        "colorize.train",
+        "-m",
+        "sweep=lr_width",
         f"paths.root_dir={root}",
         f"data.limit={args.images}",
         f"trainer.epochs={args.epochs}",
@@ -65,7 +69,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        print(f"sweep=lr_width, random sampler seed {args.seed}: {args.trials} trials x {args.epochs} epochs on {args.images} sample patches")
+        print(
+            f"sweep=lr_width, random sampler seed {args.seed}: {args.trials} trials x {args.epochs} epochs on {args.images} sample patches"
+        )
         results = {name: run_sweep(root, name, args) for name in ("none", args.pruner)}
     print(f"{'pruner':>10}  {'trials':>24}  {'epochs':>6}  {'wall s':>7}  {'best val PSNR dB':>16}")
     for name, r in results.items():
@@ -74,7 +80,9 @@ def main() -> None:
     base, pruned = results["none"], results[args.pruner]
     epoch_ratio = pruned["epochs"] / base["epochs"]
     gap = base["best"] - pruned["best"]
-    print(f"{args.pruner} / none: epochs {epoch_ratio:.2f}x, wall time {pruned['seconds'] / base['seconds']:.2f}x, best value {-gap:+.3f} dB")
+    print(
+        f"{args.pruner} / none: epochs {epoch_ratio:.2f}x, wall time {pruned['seconds'] / base['seconds']:.2f}x, best value {-gap:+.3f} dB"
+    )
     verdict = "met" if epoch_ratio <= 0.5 and gap <= 0.2 else "NOT met"
     print(f"target (epochs <= 0.5x, best within 0.2 dB): {verdict}")
 

@@ -73,7 +73,14 @@ def timed(run: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def measure(model_overrides: list[str], rgb: np.ndarray, device: torch.device, settings: Settings, repeats: int, compile_net: bool = False) -> dict[str, float]:
+def measure(
+    model_overrides: list[str],
+    rgb: np.ndarray,
+    device: torch.device,
+    settings: Settings,
+    repeats: int,
+    compile_net: bool = False,
+) -> dict[str, float]:
     model, optimizer = build(model_overrides, device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -122,7 +129,9 @@ def measure(model_overrides: list[str], rgb: np.ndarray, device: torch.device, s
 def seconds_to_first_step(args: list[str]) -> float:
     """Wall time from launching `python -m colorize.train` to its 'training starts' line."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "colorize.train", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "colorize.train", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     elapsed = float("nan")
     for line in proc.stdout:
         if "training starts" in line and elapsed != elapsed:
@@ -153,12 +162,25 @@ def one_epoch(args: list[str]) -> tuple[float, float]:
 
 
 def streaming_table(folder: Path, root: str, limit: int) -> None:
-    print(f"\nin memory against streaming, one epoch of model=convae (width 16) on {limit} images of {folder}, tracking on")
+    print(
+        f"\nin memory against streaming, one epoch of model=convae (width 16) on {limit} images of {folder}, tracking on"
+    )
     print(f"{'size':>5} {'path':<10} {'img/s':>7} {'peak RSS GiB':>13}")
     for size in (32, 128):
         for path, in_memory in (("in memory", "true"), ("streaming", "false")):
-            args = [f"paths.root_dir={root}", "data=folder", f"data.root={folder}", f"data.limit={limit}", f"data.image_size={size}", f"data.in_memory={in_memory}",
-                    "model=convae", "model.width=16", "trainer.epochs=1", "trainer.progress=false", "tracking.grid_images=0"]
+            args = [
+                f"paths.root_dir={root}",
+                "data=folder",
+                f"data.root={folder}",
+                f"data.limit={limit}",
+                f"data.image_size={size}",
+                f"data.in_memory={in_memory}",
+                "model=convae",
+                "model.width=16",
+                "trainer.epochs=1",
+                "trainer.progress=false",
+                "tracking.grid_images=0",
+            ]
             speed, peak_gib = one_epoch(args)
             print(f"{size:>5} {path:<10} {speed:>7.0f} {peak_gib:>13.2f}")
 
@@ -167,8 +189,15 @@ def rss_table(folders: list[Path], root: str) -> None:
     print("\npeak RSS of a 1-epoch streaming run (seed ConvNet, 32 px), by the size of the folder")
     print(f"{'images':>8} {'peak RSS GiB':>13}  folder")
     for folder in folders:
-        args = [f"paths.root_dir={root}", "data=folder", f"data.root={folder}", "data.in_memory=false", "trainer.epochs=1",
-                "trainer.progress=false", "tracking.grid_images=0"]
+        args = [
+            f"paths.root_dir={root}",
+            "data=folder",
+            f"data.root={folder}",
+            "data.in_memory=false",
+            "trainer.epochs=1",
+            "trainer.progress=false",
+            "tracking.grid_images=0",
+        ]
         _, peak_gib = one_epoch(args)
         print(f"{len(data.list_images(folder)):>8} {peak_gib:>13.2f}  {folder}")
 
@@ -190,11 +219,19 @@ def main() -> None:
     parser.add_argument("--deep-images", type=int, default=None, help="fewer images for a slow deep model")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the net (compiling is not timed: it happens in the warm-up)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the net (compiling is not timed: it happens in the warm-up)",
+    )
     parser.add_argument("--skip-loop", action="store_true", help="only the streaming or RSS tables")
-    parser.add_argument("--streaming", type=Path, help="a folder of photos: in memory against streaming at 32 and 128 px")
+    parser.add_argument(
+        "--streaming", type=Path, help="a folder of photos: in memory against streaming at 32 and 128 px"
+    )
     parser.add_argument("--streaming-images", type=int, default=2000, help="the data.limit of the streaming table")
-    parser.add_argument("--rss-folders", type=Path, nargs="+", help="folders of different sizes: streaming peak RSS of each")
+    parser.add_argument(
+        "--rss-folders", type=Path, nargs="+", help="folders of different sizes: streaming peak RSS of each"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         if args.streaming:
@@ -206,25 +243,42 @@ def main() -> None:
     register()
     device = pick_device(args.device)
     precision = args.precision or ("bf16" if device.type == "cuda" else "32")
-    settings = Settings(BATCH, autocast=torch.bfloat16 if precision == "bf16" else None, channels_last=args.channels_last, progress=False)
+    settings = Settings(
+        BATCH,
+        autocast=torch.bfloat16 if precision == "bf16" else None,
+        channels_last=args.channels_last,
+        progress=False,
+    )
     if args.data:
         rgb = data.load_folder(args.data, 32, skip_bad=False, cache_dir=Path(tempfile.mkdtemp()))[: args.images]
         source = f"CIFAR-10 (JPEG copy) {args.data}"
     else:
         rgb = np.random.default_rng(0).integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
         source = "random 32x32 images"
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"precision {precision}, channels_last {args.channels_last}, compile {args.compile}, batch {BATCH}, {source}, median of {args.repeats}, tracking off")
-    print(f"{'model':<34} {'images':>7} {'loop img/s':>11} {'bound img/s':>12} {'seed-style img/s':>17} {'loop/bound':>11} {'loop/seed':>10}")
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+        f"precision {precision}, channels_last {args.channels_last}, compile {args.compile}, batch {BATCH}, {source}, median of {args.repeats}, tracking off"
+    )
+    print(
+        f"{'model':<34} {'images':>7} {'loop img/s':>11} {'bound img/s':>12} {'seed-style img/s':>17} {'loop/bound':>11} {'loop/seed':>10}"
+    )
     models = [("model=convnet model.width=1", args.images), (args.deep_model, args.deep_images or args.images)]
     for overrides, count in models:
         speed = measure(overrides.split(), rgb[:count], device, settings, args.repeats, args.compile)
-        print(f"{overrides:<34} {count:>7} {speed['loop']:>11.0f} {speed['bound']:>12.0f} {speed['seed_style']:>17.0f} "
-              f"{speed['loop'] / speed['bound']:>11.3f} {speed['loop'] / speed['seed_style']:>10.2f}")
+        print(
+            f"{overrides:<34} {count:>7} {speed['loop']:>11.0f} {speed['bound']:>12.0f} {speed['seed_style']:>17.0f} "
+            f"{speed['loop'] / speed['bound']:>11.3f} {speed['loop'] / speed['seed_style']:>10.2f}"
+        )
     if args.skip_startup or not args.data:
         return
     with tempfile.TemporaryDirectory() as root:
-        run = [f"paths.root_dir={root}", "data=folder", f"data.root={args.data}", "trainer.epochs=1", "trainer.progress=false"]
+        run = [
+            f"paths.root_dir={root}",
+            "data=folder",
+            f"data.root={args.data}",
+            "trainer.epochs=1",
+            "trainer.progress=false",
+        ]
         cold = seconds_to_first_step(run)  # empty cache, new tracking store
         peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
         warm = seconds_to_first_step(run)  # cached folder, existing store

@@ -20,7 +20,16 @@ from colorize.wrapper import Colorizer, colorizer
 log = logging.getLogger(__name__)
 
 # A resume must train the same model on the same split: these keys cannot change between starts.
-FIXED_ON_RESUME = ("model.", "data.source", "data.image_size", "data.val_fraction", "data.seed", "data.limit", "loss.", "optimizer._target_")
+FIXED_ON_RESUME = (
+    "model.",
+    "data.source",
+    "data.image_size",
+    "data.val_fraction",
+    "data.seed",
+    "data.limit",
+    "loss.",
+    "optimizer._target_",
+)
 # Where a run writes or who launched it: a new value on resume is no change to the training.
 IGNORED_ON_RESUME = ("paths.", "trial.", "trainer.resume", "trainer.progress", "tracking.")
 
@@ -59,7 +68,9 @@ def read(path: str | Path) -> dict[str, Any]:
         raise ColorizeError(f"checkpoint {path} cannot be read ({one_line(error)})") from None
     weights, config = (state.get("model"), state.get("config")) if isinstance(state, dict) else (None, None)
     if not isinstance(weights, dict) or not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise ColorizeError(f"checkpoint {path} holds no model weights and config: it was not written by colorize.train")
+        raise ColorizeError(
+            f"checkpoint {path} holds no model weights and config: it was not written by colorize.train"
+        )
     return state
 
 
@@ -69,12 +80,16 @@ def rebuild(spec: Any, known: Mapping[str, type], what: str, source: str, **give
     names is imported or called otherwise, so a checkpoint someone hands over runs no code of theirs."""
     target = spec.get("_target_") if isinstance(spec, dict) else None
     if target not in known:
-        raise ColorizeError(f"checkpoint {source}: its {what} is {target!r}, not one of colorize's ({', '.join(known)}); refused")
+        raise ColorizeError(
+            f"checkpoint {source}: its {what} is {target!r}, not one of colorize's ({', '.join(known)}); refused"
+        )
     accepted = inspect.signature(known[target]).parameters
     params = {key: value for key, value in spec.items() if key != "_target_"}
     for key, value in params.items():
         if key not in accepted or key in given or not isinstance(value, (bool, int, float, str, type(None))):
-            raise ColorizeError(f"checkpoint {source}: its {what} {target} has an argument {key}={value!r} that it does not take; refused")
+            raise ColorizeError(
+                f"checkpoint {source}: its {what} {target} has an argument {key}={value!r} that it does not take; refused"
+            )
     try:
         return known[target](**params, **given)
     except (TypeError, ValueError) as error:
@@ -113,11 +128,15 @@ def resume(path: str, training: Training, config: dict[str, Any]) -> tuple[Progr
     atomic.remove_stale(Path(path).parent)  # left by a process killed mid-write
     state = read(path)
     if not all(key in state for key in ("optimizer", "epoch", "best_val_loss", "history", "rng", "run_id")):
-        raise ColorizeError(f"trainer.resume={path} holds weights but no training state: resume from a last.pt or best.pt of colorize.train")
+        raise ColorizeError(
+            f"trainer.resume={path} holds weights but no training state: resume from a last.pt or best.pt of colorize.train"
+        )
     changes = config_changes(flatten(state["config"]), flatten(config))
     fixed = [key for key in changes if key.startswith(FIXED_ON_RESUME)]
     if fixed:
-        raise ColorizeError(f"trainer.resume={path} was trained with other settings: {fixed[0]} {changes[fixed[0]]} cannot change on resume (start a new run)")
+        raise ColorizeError(
+            f"trainer.resume={path} was trained with other settings: {fixed[0]} {changes[fixed[0]]} cannot change on resume (start a new run)"
+        )
     if state["epoch"] >= training.epochs:
         raise ColorizeError(f"trainer.resume={path} already holds epoch {state['epoch']}: raise trainer.epochs")
     try:
@@ -159,17 +178,24 @@ def load_model(
     state = read(resolve(source, tracking_uri))
     config = state["config"]
     if not isinstance(config.get("data"), dict) or not isinstance(config["data"].get("image_size"), int):
-        raise ColorizeError(f"checkpoint {source}: its config names no data.image_size: it was not written by colorize.train")
+        raise ColorizeError(
+            f"checkpoint {source}: its config names no data.image_size: it was not written by colorize.train"
+        )
 
     def make() -> Colorizer:
         try:
-            return colorizer(config["model"], lambda params, out_channels: rebuild(params, NETS, "model", source, out_channels=out_channels))
+            return colorizer(
+                config["model"],
+                lambda params, out_channels: rebuild(params, NETS, "model", source, out_channels=out_channels),
+            )
         except (TypeError, ValueError) as error:  # a target, bins or saturation of the wrong kind
             raise ColorizeError(f"checkpoint {source}: its model config cannot be read ({one_line(error)})") from None
 
     with torch.device("meta"):  # sized before anything is allocated: a config that does not fit its weights stops here
         expected = {key: tuple(value.shape) for key, value in make().state_dict().items()}
-    given = {key: tuple(value.shape) if isinstance(value, torch.Tensor) else value for key, value in state["model"].items()}
+    given = {
+        key: tuple(value.shape) if isinstance(value, torch.Tensor) else value for key, value in state["model"].items()
+    }
     if given != expected:
         wrong = next(key for key in sorted(set(expected) | set(given), key=str) if given.get(key) != expected.get(key))
         raise ColorizeError(
@@ -180,10 +206,14 @@ def load_model(
     model.load_state_dict(state["model"])
     if temperature is not None:
         if not model.bins:
-            raise ColorizeError(f"temperature={temperature}: checkpoint {source} regresses its colour (model.bins=0); only a bins model has a read-out temperature")
+            raise ColorizeError(
+                f"temperature={temperature}: checkpoint {source} regresses its colour (model.bins=0); only a bins model has a read-out temperature"
+            )
         model.temperature = temperature
     if saturation is not None:
         if model.target == Target.rgb:
-            raise ColorizeError(f"saturation={saturation}: checkpoint {source} predicts RGB; only lab and ycbcr models predict a colour to scale")
+            raise ColorizeError(
+                f"saturation={saturation}: checkpoint {source} predicts RGB; only lab and ycbcr models predict a colour to scale"
+            )
         model.saturation = saturation
     return model.eval(), state["config"]

@@ -101,6 +101,7 @@ def lab_to_rgb_keeping_l(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Ten
     """(N, 1, H, W) L and (N, 2, H, W) ab -> sRGB in [0, 1] with that L on every pixel: where a colour
     leaves the sRGB gamut its ab is scaled down, found by halving, until it fits (the neutral colour
     at any L in [0, 100] does), instead of clipping channels, which would change its L."""
+
     def fits(scale: torch.Tensor) -> torch.Tensor:
         linear = _lab_to_linear(torch.cat([lightness, scale * ab], 1))
         return ((linear >= -1e-6) & (linear <= 1 + 1e-6)).all(1, keepdim=True)

@@ -36,7 +36,9 @@ def output_paths(files: list[Path], source: Path, output: Path) -> dict[Path, Pa
             raise ColorizeError(f"output={output} would overwrite the input {file}: choose another output folder")
         if target in targets.values():
             other = next(f for f, t in targets.items() if t == target)
-            raise ColorizeError(f"inputs {other} and {file} would both be written to {target}: rename one or colourise them apart")
+            raise ColorizeError(
+                f"inputs {other} and {file} would both be written to {target}: rename one or colourise them apart"
+            )
         targets[file] = target
     return targets
 
@@ -79,7 +81,9 @@ def colour_files(cfg: DictConfig) -> int:
         if rgb is None:
             failed.append(f"{file} (cannot be read)")
             continue
-        colour = photo.colourise(rgb, model.colour_photo, size, model.fixed_size is not None, cfg.resolution.value, device)
+        colour = photo.colourise(
+            rgb, model.colour_photo, size, model.fixed_size is not None, cfg.resolution.value, device
+        )
         try:
             write_png(colour, targets[file])
         except ColorizeError as error:
@@ -103,7 +107,9 @@ def input_files(source: Path) -> list[Path]:
 
 def check_resolution(model: "Colorizer", size: int, resolution: Resolution) -> None:
     if resolution == Resolution.native and model.fixed_size is not None:
-        raise ColorizeError(f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only (use resolution=trained)")
+        raise ColorizeError(
+            f"resolution=native needs a fully convolutional model; this one works at {size}x{size} only (use resolution=trained)"
+        )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="colorize")

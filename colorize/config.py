@@ -121,7 +121,9 @@ class LossConfig:
 @dataclass
 class SmoothL1Config(LossConfig):
     _target_: str = "torch.nn.SmoothL1Loss"
-    beta: float = 0.05  # quadratic below this error, linear above; 1.0 would be MSE/2 here (targets in [0, 1] or [-1, 1])
+    beta: float = (
+        0.05  # quadratic below this error, linear above; 1.0 would be MSE/2 here (targets in [0, 1] or [-1, 1])
+    )
 
 
 @dataclass
@@ -167,7 +169,9 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: str = "sqlite:///${paths.root_dir}/mlruns/mlflow.db"  # MLflow tracking store: a database URI or http(s)://server
+    uri: str = (
+        "sqlite:///${paths.root_dir}/mlruns/mlflow.db"  # MLflow tracking store: a database URI or http(s)://server
+    )
     experiment: str = "colorize"  # MLflow experiment the runs go to
     run_name: Optional[str] = None  # null: the preset or model-width-target, and the run id's first 6 characters
     grid_every: int = 5  # epochs between sample grids (first and last always)
@@ -216,12 +220,16 @@ class TrainConfig:
 class EvaluateConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ and models:/ URIs are looked up
-    checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
+    checkpoint: str = (
+        MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
+    )
     data: DataOverrides = field(default_factory=DataOverrides)  # null keys: the checkpoint's own data settings
     # A folder of photos (or one photo) instead of `data`: each photo's gray is coloured as the photo
     # command colours it (at `resolution`) and scored against the photo at its own size.
     input: Optional[str] = None
-    resolution: Resolution = Resolution.trained  # trained: the net at its training size, colour upsampled; native: at the photo's size
+    resolution: Resolution = (
+        Resolution.trained
+    )  # trained: the net at its training size, colour upsampled; native: at the photo's size
     temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     saturation: Optional[float] = None  # a lab or ycbcr model's read-out saturation instead of its trained one
     batch_size: Optional[int] = None  # images per no-grad batch; null: 1,000 at 32 px, fewer for bigger images
@@ -233,10 +241,14 @@ class EvaluateConfig:
 class ColorizeConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    checkpoint: str = MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
+    checkpoint: str = (
+        MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
+    )
     input: str = MISSING  # an image file, or a folder searched recursively
     output: str = MISSING  # the folder the PNGs are written to
-    resolution: Resolution = Resolution.trained  # trained: the net at its training size, colour upsampled; native: at the photo's size
+    resolution: Resolution = (
+        Resolution.trained
+    )  # trained: the net at its training size, colour upsampled; native: at the photo's size
     temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     saturation: Optional[float] = None  # a lab or ycbcr model's read-out saturation instead of its trained one
     device: str = "auto"  # auto picks cuda, then mps, then cpu
@@ -326,7 +338,9 @@ def objectives(cfg: DictConfig) -> list[tuple[str, str]]:
     lists of the same length."""
     metrics, directions = listed(cfg.objective.metric), listed(cfg.objective.direction)
     if len(metrics) != len(directions):
-        raise ColorizeError(f"objective.metric has {len(metrics)} metrics but objective.direction {len(directions)} directions: give one per metric")
+        raise ColorizeError(
+            f"objective.metric has {len(metrics)} metrics but objective.direction {len(directions)} directions: give one per metric"
+        )
     for metric in metrics:
         if metric not in OBJECTIVE_METRICS:
             raise ColorizeError(f"objective.metric={metric} must be one of {', '.join(OBJECTIVE_METRICS)}")
@@ -350,18 +364,26 @@ def check(cfg: DictConfig) -> None:
     depth, size = OmegaConf.select(cfg, "model.depth"), OmegaConf.select(cfg, "data.image_size")
     if depth is not None and size is not None and size // 2**depth < 1:
         deepest = size.bit_length() - 1
-        raise ColorizeError(f"model.depth={depth} halves data.image_size={size} below 1 pixel at the bottleneck: at most {deepest} at this size")
+        raise ColorizeError(
+            f"model.depth={depth} halves data.image_size={size} below 1 pixel at the bottleneck: at most {deepest} at this size"
+        )
     out_level = OmegaConf.select(cfg, "model.out_level")
     if out_level is not None and depth is not None and out_level > depth:
-        raise ColorizeError(f"model.out_level={out_level} must be at most model.depth={depth}: the decoder has {depth} levels")
+        raise ColorizeError(
+            f"model.out_level={out_level} must be at most model.depth={depth}: the decoder has {depth} levels"
+        )
     classes, loss = OmegaConf.select(cfg, "model.bins"), OmegaConf.select(cfg, "loss._target_")
     saturation = OmegaConf.select(cfg, "model.saturation")
     if saturation is not None and saturation != 1 and OmegaConf.select(cfg, "model.target") == Target.rgb:
-        raise ColorizeError(f"model.saturation={saturation} needs model.target=lab or ycbcr: it scales a predicted colour, and rgb predicts no colour apart")
+        raise ColorizeError(
+            f"model.saturation={saturation} needs model.target=lab or ycbcr: it scales a predicted colour, and rgb predicts no colour apart"
+        )
     if classes and OmegaConf.select(cfg, "model.target") != Target.ycbcr:
         raise ColorizeError(f"model.bins={classes} needs model.target=ycbcr: the bins are of Cb and Cr")
     if loss is not None and (classes > 0 if classes is not None else False) != loss.endswith("RebalancedCrossEntropy"):
-        raise ColorizeError("model.bins > 0 and loss=bins go together: the bins loss scores the bins, the other losses a regressed colour")
+        raise ColorizeError(
+            "model.bins > 0 and loss=bins go together: the bins loss scores the bins, the other losses a regressed colour"
+        )
     if OmegaConf.select(cfg, "data") is not None and cfg.data.source == DataSource.folder:
         root = cfg.data.root
         if not root:

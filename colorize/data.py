@@ -81,13 +81,17 @@ class Cropped:
 def crop_flip(batch: Images, size: int, generator: torch.Generator) -> Images:
     """Each image's own random size x size window, mirrored for about half of them."""
     n, side, device = len(batch), batch.rgb.shape[-1], batch.rgb.device
-    top, left = (torch.randint(0, side - size + 1, (2, n), generator=generator, device=generator.device).to(device))
+    top, left = torch.randint(0, side - size + 1, (2, n), generator=generator, device=generator.device).to(device)
     flip = torch.rand(n, generator=generator, device=generator.device).to(device) < 0.5
     steps = torch.arange(size, device=device)
     rows = (top[:, None] + steps)[:, None, :, None]  # (N, 1, S, 1)
     cols = left[:, None] + steps
     cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # (N, 1, 1, S)
-    pick = lambda x: x[torch.arange(n, device=device)[:, None, None, None], torch.arange(x.shape[1], device=device)[None, :, None, None], rows, cols]  # noqa: E731
+
+    def pick(x: torch.Tensor) -> torch.Tensor:
+        images, channels = torch.arange(n, device=device), torch.arange(x.shape[1], device=device)
+        return x[images[:, None, None, None], channels[None, :, None, None], rows, cols]
+
     return Images(pick(batch.gray), pick(batch.rgb), None if batch.lab is None else pick(batch.lab))
 
 
@@ -108,7 +112,9 @@ class Split:
     val: Batches
 
 
-def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), with_lab: bool = True, batch_size: int = 5000) -> Images:
+def from_rgb(
+    rgb: np.ndarray, device: torch.device = torch.device("cpu"), with_lab: bool = True, batch_size: int = 5000
+) -> Images:
     """(N, H, W, 3) uint8 RGB -> Images on `device`; gray (and Lab) made once for the whole set."""
     pixels = torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).contiguous()
     # In chunks on the device: the int and float intermediates of the whole set at once would be 4-10x its size.
@@ -117,7 +123,9 @@ def from_rgb(rgb: np.ndarray, device: torch.device = torch.device("cpu"), with_l
     return Images(gray=torch.cat([gray(chunk) for chunk in chunks]), rgb=pixels, lab=lab)
 
 
-def split_indices(n: int, val_fraction: float, seed: int, limit: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def split_indices(
+    n: int, val_fraction: float, seed: int, limit: Optional[int] = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded, disjoint train and val indices; `limit` first draws a seeded subset of that size."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n = min(limit or n, n)
@@ -244,7 +252,9 @@ def load_sample(image_size: int) -> np.ndarray:
                     patches.append(scaled[top : top + image_size, left : left + image_size])
     if not patches:
         largest = min(min(getattr(skimage.data, name)().shape[:2]) for name in SAMPLE_PHOTOS)
-        raise ColorizeError(f"data.image_size={image_size} is larger than the sample photos ({largest} px at most): use data=folder for bigger images")
+        raise ColorizeError(
+            f"data.image_size={image_size} is larger than the sample photos ({largest} px at most): use data=folder for bigger images"
+        )
     return np.stack(patches)
 
 
@@ -254,8 +264,7 @@ def load_cifar10(root: Path, train: bool, image_size: int) -> np.ndarray:
         rgb = download_cifar10(root, train)
     except Exception as error:  # offline: URLError, socket or SSL errors, a failed checksum
         raise ColorizeError(
-            f"cannot get CIFAR-10 into data.root={root} ({type(error).__name__}); offline? "
-            "use data=sample, or data=folder data.root=<folder of images>"
+            f"cannot get CIFAR-10 into data.root={root} ({type(error).__name__}); offline? use data=sample, or data=folder data.root=<folder of images>"
         ) from None
     return rgb if image_size == rgb.shape[1] else np.stack([resize_center_crop(image, image_size) for image in rgb])
 
@@ -315,7 +324,9 @@ def load_size(spec: Source) -> int:
     return spec.image_size + spec.image_size // 8 if spec.augment == "crop" else spec.image_size
 
 
-def load_split(spec: Source, device: torch.device, with_lab: bool = True, generator: Optional[torch.Generator] = None) -> Split:
+def load_split(
+    spec: Source, device: torch.device, with_lab: bool = True, generator: Optional[torch.Generator] = None
+) -> Split:
     """The train and val parts, with Lab only for lab-target models (`with_lab`): the rest never
     read it, and it is the costliest conversion, at 4x the bytes. With data.augment, `generator`
     draws the crops and flips of the training batches."""
@@ -324,23 +335,36 @@ def load_split(spec: Source, device: torch.device, with_lab: bool = True, genera
     # Split the uint8 array first: only the images in use get gray and Lab, and no second copy of
     # the converted set is ever held.
     train, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)
-    train_rgb = np.concatenate([rgb[train.numpy()], *(load_folder(Path(root), size, spec.skip_bad, spec.cache_dir, "data.extra") for root in spec.extra)])
+    train_rgb = np.concatenate(
+        [
+            rgb[train.numpy()],
+            *(load_folder(Path(root), size, spec.skip_bad, spec.cache_dir, "data.extra") for root in spec.extra),
+        ]
+    )
     train_images, val_images = from_rgb(train_rgb, device, with_lab), from_rgb(rgb[val.numpy()], device, with_lab)
     if spec.augment == "none":
         return Split(train=train_images, val=val_images)
     margin = (size - spec.image_size) // 2
     generator = generator or torch.Generator(device=device).manual_seed(spec.seed)
-    return Split(train=Cropped(train_images, spec.image_size, generator), val=val_images.crop(margin, margin, spec.image_size))
+    return Split(
+        train=Cropped(train_images, spec.image_size, generator), val=val_images.crop(margin, margin, spec.image_size)
+    )
 
 
 def load_test(spec: Source, device: torch.device) -> tuple[Images, str]:
     """The official test split where the data has one, else the held-out split; and its name."""
     root = Path(spec.root) if spec.root else None
     if spec.kind == "cifar10":
-        images, name = from_rgb(load_cifar10(root, train=False, image_size=spec.image_size), device), "CIFAR-10 test set"
+        images, name = (
+            from_rgb(load_cifar10(root, train=False, image_size=spec.image_size), device),
+            "CIFAR-10 test set",
+        )
     elif spec.kind == "folder" and root.name == "train" and (root.parent / "test").is_dir():
         test = root.parent / "test"
-        images, name = from_rgb(load_folder(test, spec.image_size, spec.skip_bad, spec.cache_dir), device), f"test folder {test}"
+        images, name = (
+            from_rgb(load_folder(test, spec.image_size, spec.skip_bad, spec.cache_dir), device),
+            f"test folder {test}",
+        )
     else:
         rgb = load_rgb(spec)
         _, val = split_indices(len(rgb), spec.val_fraction, spec.seed, spec.limit)  # the train part is never converted

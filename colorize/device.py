@@ -6,7 +6,6 @@ import torch
 
 from colorize.errors import ColorizeError
 
-
 TRAINING_DEVICES = ("cpu", "cuda", "mps")  # torch knows more (meta, xla...), which hold no data to train on
 
 

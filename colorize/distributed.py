@@ -32,7 +32,11 @@ def setup(batch_size: int) -> Ranks:
     Hydra's submitit launcher with several tasks, submitit turns SLURM's variables into those."""
     # Only submitit's jobs: its environment refuses to load elsewhere. And the tasks of this step
     # (srun's), not SLURM_NTASKS, the allocation's: a batch script of `sbatch -n 2` is one process.
-    if "RANK" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
+    if (
+        "RANK" not in os.environ
+        and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+        and int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+    ):
         from submitit.helpers import TorchDistributedEnvironment  # the distributed extra
 
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
@@ -40,7 +44,9 @@ def setup(batch_size: int) -> Ranks:
         return Ranks()
     ranks = Ranks(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
     if batch_size % ranks.world:
-        raise ColorizeError(f"trainer.batch_size={batch_size} is the batch of all {ranks.world} processes together: make it a multiple of {ranks.world}")
+        raise ColorizeError(
+            f"trainer.batch_size={batch_size} is the batch of all {ranks.world} processes together: make it a multiple of {ranks.world}"
+        )
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(ranks.local)

@@ -21,7 +21,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 register()
 
-COLUMNS = ("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close", "auc", "auc_rebalanced")
+COLUMNS = (
+    "psnr",
+    "psnr_per_image",
+    "ssim",
+    "colorfulness",
+    "colorfulness_ratio",
+    "colorfulness_gap",
+    "mean_ab_close",
+    "auc",
+    "auc_rebalanced",
+)
 BASELINES = ("gray_copy", "lab_zero_ab")
 
 
@@ -31,7 +41,9 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join([header, *lines])
 
 
-def score_photos(model: "Colorizer", files: list[Path], size: int, resolution: Resolution, device: "torch.device") -> tuple[dict, list[dict]]:
+def score_photos(
+    model: "Colorizer", files: list[Path], size: int, resolution: Resolution, device: "torch.device"
+) -> tuple[dict, list[dict]]:
     """The model and the gray copy on each photo at its own size: the photo's gray, coloured as the
     photo command colours it, against the photo. Returns the summary rows and one row per photo."""
     import torch
@@ -47,12 +59,18 @@ def score_photos(model: "Colorizer", files: list[Path], size: int, resolution: R
             raise ColorizeError(f"input: {file} cannot be read as an image")
         truth = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
         shade = gray(truth)  # what a user would colourise: the photo's gray, (1, 1, H, W)
-        colour = photo.colourise(shade[0, 0].cpu().numpy(), model.colour_photo, size, model.fixed_size is not None, resolution.value, device)
+        colour = photo.colourise(
+            shade[0, 0].cpu().numpy(), model.colour_photo, size, model.fixed_size is not None, resolution.value, device
+        )
         model_scores.add(as_float(torch.from_numpy(colour).permute(2, 0, 1)[None].to(device)), as_float(truth))
         gray_scores.add(as_float(shade).expand(-1, 3, -1, -1), as_float(truth))
     ours, copy = model_scores.per_image(), gray_scores.per_image()
     photos = [
-        {"file": str(file), **{k: v[i] for k, v in ours.items()}, **{f"gray_copy_{k}": copy[k][i] for k in ("psnr", "ssim")}}
+        {
+            "file": str(file),
+            **{k: v[i] for k, v in ours.items()},
+            **{f"gray_copy_{k}": copy[k][i] for k in ("psnr", "ssim")},
+        }
         for i, file in enumerate(files)
     ]
     scores = {"model": model_scores.result(), "gray_copy": gray_scores.result()}
@@ -66,11 +84,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from colorize import checkpoint, data, wrapper
-    from colorize.device import pick_device
-    from colorize.metrics import baselines, evaluate
-
     from colorize.colorize import input_files
+    from colorize.device import pick_device
     from colorize.losses import LOSSES
+    from colorize.metrics import baselines, evaluate
 
     device = pick_device(cfg.device, key="device")
     photos = input_files(Path(cfg.input)) if cfg.input else []
@@ -85,8 +102,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     check(OmegaConf.create({"data": data_cfg}))
     images, split_name = data.load_test(data.Source.from_config(data_cfg, cfg.paths.cache_dir), device)
     if model.fixed_size is not None and images.rgb.shape[-1] != model.fixed_size:
-        raise ColorizeError(f"data.image_size={images.rgb.shape[-1]} but the checkpoint's model works at {model.fixed_size} only")
-    loss_fn = checkpoint.rebuild(trained["loss"], LOSSES, "loss", cfg.checkpoint) if "loss" in trained else torch.nn.MSELoss()
+        raise ColorizeError(
+            f"data.image_size={images.rgb.shape[-1]} but the checkpoint's model works at {model.fixed_size} only"
+        )
+    loss_fn = (
+        checkpoint.rebuild(trained["loss"], LOSSES, "loss", cfg.checkpoint) if "loss" in trained else torch.nn.MSELoss()
+    )
     model = model.to(device)
     result = {"model": evaluate(model, images, loss_fn, cfg.batch_size)}
     reference = baselines(images, cfg.batch_size)
@@ -106,7 +127,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, files: list[Path], output: Path, device: "torch.device") -> dict[str, Any]:
+def evaluate_photos(
+    cfg: DictConfig, model: "Colorizer", trained: dict, files: list[Path], output: Path, device: "torch.device"
+) -> dict[str, Any]:
     from colorize import wrapper
     from colorize.colorize import check_resolution
 
@@ -127,7 +150,10 @@ def evaluate_photos(cfg: DictConfig, model: "Colorizer", trained: dict, files: l
     ahead = scores["model"]["ahead_of_gray_copy"]
     print(f"{cfg.checkpoint} on {report['data']} ({len(files)} photos):\n{table(scores)}\n")
     print(f"ahead of the gray copy (per-photo PSNR) on {ahead:.0%} of the photos; each photo's row in the report")
-    print(summary.of_evaluation(cfg.checkpoint, output, scores["model"], scores["gray_copy"], photos=cfg.input), flush=True)
+    print(
+        summary.of_evaluation(cfg.checkpoint, output, scores["model"], scores["gray_copy"], photos=cfg.input),
+        flush=True,
+    )
     return report
 
 
@@ -139,7 +165,9 @@ def report_path(output: Optional[str], inputs: list[Path]) -> Path:
         raise ColorizeError(f"output={path} is a folder: give the path of the JSON report to write")
     atomic.refuse_inputs(path, inputs, "output")
     if path.exists() and not is_report(path):
-        raise ColorizeError(f"output={path} exists and is not a report of colorize.evaluate: it is never written over; choose another path")
+        raise ColorizeError(
+            f"output={path} exists and is not a report of colorize.evaluate: it is never written over; choose another path"
+        )
     return path
 
 

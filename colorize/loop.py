@@ -9,11 +9,11 @@ from typing import Callable, Iterator, Optional
 import torch
 from tqdm import tqdm
 
-from colorize.wrapper import Colorizer
-from colorize.errors import DivergedError
 from colorize.data import Split
 from colorize.distributed import Ranks, mean
+from colorize.errors import DivergedError
 from colorize.metrics import LossFn, evaluate
+from colorize.wrapper import Colorizer
 
 PROGRESS_EVERY = 20  # steps between progress-bar loss updates, each a host sync
 
@@ -74,7 +74,13 @@ def train_epoch(training: Training) -> float:
     order = ranks.shard(torch.randperm(len(images), generator=training.shuffle, device=device))
     batch_size = settings.batch_size // ranks.world  # trainer.batch_size is the batch of all processes
     loss_sum, count = torch.zeros((), device=device), 0
-    bar = tqdm(images.batches(batch_size, order), total=math.ceil(len(order) / batch_size), leave=False, disable=not settings.progress, unit="batch")
+    bar = tqdm(
+        images.batches(batch_size, order),
+        total=math.ceil(len(order) / batch_size),
+        leave=False,
+        disable=not settings.progress,
+        unit="batch",
+    )
     for step, batch in enumerate(bar):
         inputs = model.inputs(batch).contiguous(memory_format=memory_format)
         with autocast(device, settings.autocast):

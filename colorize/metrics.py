@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from colorize import ab_prior
 from colorize.color import as_float, lab_to_rgb, rgb_to_lab
-from colorize.wrapper import Colorizer
 from colorize.data import Batches, Images
 from colorize.distributed import Ranks, gather, mean
+from colorize.wrapper import Colorizer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -45,7 +45,9 @@ def rarity_weights(counts: torch.Tensor, sigma_bins: float, mix: float) -> torch
     kernel = torch.exp(-(offsets**2) / (2 * sigma_bins**2))
     kernel = kernel / kernel.sum()
     share = (counts / counts.sum()).double()[None, None]
-    share = F.conv2d(F.conv2d(share, kernel.view(1, 1, -1, 1), padding=(radius, 0)), kernel.view(1, 1, 1, -1), padding=(0, radius))[0, 0]
+    share = F.conv2d(
+        F.conv2d(share, kernel.view(1, 1, -1, 1), padding=(radius, 0)), kernel.view(1, 1, 1, -1), padding=(0, radius)
+    )[0, 0]
     share = share / share.sum()  # what the zero padding took off the edge bins
     weight = 1 / ((1 - mix) * share + mix / (counts > 0).sum())
     return (weight / (share * weight).sum()).float()
@@ -88,7 +90,9 @@ def ssim(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     var_p = blur(pred * pred) - mu_p**2
     var_t = blur(truth * truth) - mu_t**2
     cov = blur(pred * truth) - mu_p * mu_t
-    ssim_map = ((2 * mu_p * mu_t + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mu_p**2 + mu_t**2 + SSIM_C1) * (var_p + var_t + SSIM_C2))
+    ssim_map = ((2 * mu_p * mu_t + SSIM_C1) * (2 * cov + SSIM_C2)) / (
+        (mu_p**2 + mu_t**2 + SSIM_C1) * (var_p + var_t + SSIM_C2)
+    )
     return ssim_map.mean(dim=(1, 2, 3))
 
 
@@ -105,7 +109,17 @@ class Scores:
     """Per-image figures gathered on the device over batches; `result` reads them back once."""
 
     def __init__(self) -> None:
-        names = ("mse", "ssim", "colorfulness", "truth_colorfulness", "mean_ab_error", "pixels", "passed", "weighted_passed", "weight")
+        names = (
+            "mse",
+            "ssim",
+            "colorfulness",
+            "truth_colorfulness",
+            "mean_ab_error",
+            "pixels",
+            "passed",
+            "weighted_passed",
+            "weight",
+        )
         self.parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
 
     def add(self, pred: torch.Tensor, truth: torch.Tensor) -> None:
@@ -117,7 +131,9 @@ class Scores:
         self.parts["mean_ab_error"].append((pred_ab.mean(dim=(2, 3)) - truth_ab.mean(dim=(2, 3))).norm(dim=1))
         # Per image, the AuC's sums over its pixels: the split's figures pool every pixel.
         passed, weight = thresholds_passed(pred_ab, truth_ab), rarity(truth_ab)
-        self.parts["pixels"].append(torch.full(passed.shape[:1], passed[0].numel(), dtype=passed.dtype, device=passed.device))
+        self.parts["pixels"].append(
+            torch.full(passed.shape[:1], passed[0].numel(), dtype=passed.dtype, device=passed.device)
+        )
         self.parts["passed"].append(passed.sum(dim=(1, 2)))
         self.parts["weighted_passed"].append((weight * passed).sum(dim=(1, 2)))
         self.parts["weight"].append(weight.sum(dim=(1, 2)))
@@ -125,7 +141,9 @@ class Scores:
     def per_image(self) -> dict[str, list[float]]:
         """Each image's figures, in the order they were added."""
         parts = {name: torch.cat(p) for name, p in self.parts.items()}
-        pixels, passed, weighted_passed, weight = (parts.pop(name) for name in ("pixels", "passed", "weighted_passed", "weight"))
+        pixels, passed, weighted_passed, weight = (
+            parts.pop(name) for name in ("pixels", "passed", "weighted_passed", "weight")
+        )
         return {
             "psnr": psnr_db(parts.pop("mse")).tolist(),
             **{name: p.tolist() for name, p in parts.items()},
@@ -155,7 +173,17 @@ class Scores:
                 100 * weighted_passed.sum() / weight.sum(),
             ]
         ).tolist()
-        names = ("psnr", "psnr_per_image", "ssim", "colorfulness", "colorfulness_ratio", "colorfulness_gap", "mean_ab_close", "auc", "auc_rebalanced")
+        names = (
+            "psnr",
+            "psnr_per_image",
+            "ssim",
+            "colorfulness",
+            "colorfulness_ratio",
+            "colorfulness_gap",
+            "mean_ab_close",
+            "auc",
+            "auc_rebalanced",
+        )
         return dict(zip(names, figures))
 
 
@@ -172,7 +200,9 @@ def predict(model: Colorizer, images: Images, batch_size: Optional[int] = None) 
 
 
 @torch.no_grad()
-def evaluate(model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: Optional[int] = None, ranks: Ranks = Ranks()) -> dict[str, float]:
+def evaluate(
+    model: Colorizer, images: Batches, loss_fn: LossFn, batch_size: Optional[int] = None, ranks: Ranks = Ranks()
+) -> dict[str, float]:
     """Loss (in the model's target space) and image metrics (on RGB) over a whole split, in large
     no-grad batches; one host sync at the end. Several processes each score their share, and the
     figures are those of all the images."""

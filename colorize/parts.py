@@ -41,17 +41,29 @@ def training(
     check_fits(model_config, source.image_size, trainer.batch_size, device)
     with_lab = Target(model_config["target"]) == Target.lab
     shuffle = torch.Generator(device=device).manual_seed(trainer.seed)  # also draws data.augment's crops and flips
-    split = stream.load_split(source, device, with_lab) if stream.wanted(source, device, with_lab) else data.load_split(source, device, with_lab, shuffle)
+    split = (
+        stream.load_split(source, device, with_lab)
+        if stream.wanted(source, device, with_lab)
+        else data.load_split(source, device, with_lab, shuffle)
+    )
     model = colorizer(model_config).to(device)
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if trainer.compile:
         model.net.compile()  # in place, so state_dict keys stay those of the plain model
     precision = trainer.precision if trainer.precision != "auto" else ("bf16" if device.type == "cuda" else "32")
-    settings = Settings(trainer.batch_size, torch.bfloat16 if precision == "bf16" else None, trainer.channels_last, trainer.progress)
-    lr_at = partial(cosine_lr, optimizer_config["lr"], epochs=trainer.epochs) if trainer.lr_schedule == "cosine" else None
+    settings = Settings(
+        trainer.batch_size, torch.bfloat16 if precision == "bf16" else None, trainer.channels_last, trainer.progress
+    )
+    lr_at = (
+        partial(cosine_lr, optimizer_config["lr"], epochs=trainer.epochs) if trainer.lr_schedule == "cosine" else None
+    )
     # Several processes: gradients are averaged through DDP's wrapper; checkpoints keep model.net's keys.
-    net = DistributedDataParallel(model.net, device_ids=[device.index] if device.type == "cuda" else None) if ranks.world > 1 else model.net
+    net = (
+        DistributedDataParallel(model.net, device_ids=[device.index] if device.type == "cuda" else None)
+        if ranks.world > 1
+        else model.net
+    )
     return Training(
         data=split,
         model=model,

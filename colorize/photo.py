@@ -33,7 +33,9 @@ def images(given: object) -> tuple[torch.Tensor, bool]:
     if array.size == 0:
         raise ValueError(f"expected an image, got an empty array of shape {array.shape}")
     if array.ndim not in (2, 3, 4) or (array.ndim == 4 and array.shape[-1] != 3):
-        raise ValueError(f"expected an image (H, W) or (H, W, 3), or a batch (N, H, W) or (N, H, W, 3), got shape {array.shape}")
+        raise ValueError(
+            f"expected an image (H, W) or (H, W, 3), or a batch (N, H, W) or (N, H, W, 3), got shape {array.shape}"
+        )
     if array.min() < 0 or array.max() > 255:
         raise ValueError(f"expected pixel values 0-255, got {array.min()} to {array.max()}")
     single = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)
@@ -62,12 +64,22 @@ def prepare(given: object, size: int, fixed: bool, resolution: str, device: torc
     # its exact form for whole ratios and close otherwise); a photo smaller than the view is enlarged.
     shape = view_size(*pixels.shape[-2:], size, fixed)
     shrinking = shape[0] <= pixels.shape[-2]
-    view = F.interpolate(pixels, size=shape, mode="area") if shrinking else F.interpolate(pixels, size=shape, mode="bilinear", align_corners=False)
+    view = (
+        F.interpolate(pixels, size=shape, mode="area")
+        if shrinking
+        else F.interpolate(pixels, size=shape, mode="bilinear", align_corners=False)
+    )
     return Prepared(pixels, view, single)
 
 
-def colourise(given: object, colour_photo: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], size: int, fixed: bool, resolution: str,
-              device: torch.device) -> np.ndarray:
+def colourise(
+    given: object,
+    colour_photo: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    size: int,
+    fixed: bool,
+    resolution: str,
+    device: torch.device,
+) -> np.ndarray:
     """uint8 RGB of an image or a batch (see `images`): `colour_photo` (a Colorizer's, or its exported
     program) colours the prepared pixels and view."""
     prepared = prepare(given, size, fixed, resolution, device)

@@ -5,8 +5,8 @@ Recorder too, which records nothing (the one place that decides)."""
 
 import hashlib
 import logging
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -47,7 +47,13 @@ class Recorder:
         name = Path(source.root).name if source.kind == "folder" else source.kind
         where = str(Path(source.root).resolve()) if source.kind == "folder" else source.kind
         for context, images in (("train", split.train), ("val", split.val)):
-            profile = {"images": len(images), "image_size": source.image_size, "limit": source.limit, "val_fraction": source.val_fraction, "seed": source.seed}
+            profile = {
+                "images": len(images),
+                "image_size": source.image_size,
+                "limit": source.limit,
+                "val_fraction": source.val_fraction,
+                "seed": source.seed,
+            }
             if context == "train" and source.extra:
                 profile["extra"] = ", ".join(str(Path(root).resolve()) for root in source.extra)
             self.tracker.dataset(name, where, fingerprint(images), profile, context)
@@ -59,7 +65,10 @@ class Recorder:
             return
         self.checkpoints.save(training, progress, improved)
         values = {"train_loss": epoch.train_loss, **{f"val_{name}": value for name, value in epoch.val.items()}}
-        self.tracker.metrics({**values, "epoch_seconds": epoch.seconds, "images_per_second": epoch.images_per_second, "lr": epoch.lr}, step=epoch.epoch)
+        self.tracker.metrics(
+            {**values, "epoch_seconds": epoch.seconds, "images_per_second": epoch.images_per_second, "lr": epoch.lr},
+            step=epoch.epoch,
+        )
         grids = self.grids
         if grids.images and (epoch.epoch in (grids.epochs[0], grids.epochs[-1]) or epoch.epoch % grids.every == 0):
             shown = training.data.val.head(grids.images)
@@ -69,11 +78,23 @@ class Recorder:
         val = epoch.val
         log.info(
             "epoch %d/%d  train_loss %.5f  val_loss %.5f  val_psnr %.2f dB (per image %.2f)  colorfulness_ratio %.2f (gap %.1f)  auc %.1f (rebalanced %.1f)  %.1f s  %.0f img/s",
-            epoch.epoch, grids.epochs[-1], epoch.train_loss, val["loss"], val["psnr"], val["psnr_per_image"], val["colorfulness_ratio"],
-            val["colorfulness_gap"], val["auc"], val["auc_rebalanced"], epoch.seconds, epoch.images_per_second,
+            epoch.epoch,
+            grids.epochs[-1],
+            epoch.train_loss,
+            val["loss"],
+            val["psnr"],
+            val["psnr_per_image"],
+            val["colorfulness_ratio"],
+            val["colorfulness_gap"],
+            val["auc"],
+            val["auc_rebalanced"],
+            epoch.seconds,
+            epoch.images_per_second,
         )
 
-    def end(self, training: Training, progress: Progress, config_yaml: str, register: Optional[str]) -> dict[str, float]:
+    def end(
+        self, training: Training, progress: Progress, config_yaml: str, register: Optional[str]
+    ) -> dict[str, float]:
         """The end of a run: the baselines (returned; {} on other ranks), the loss curve, the config,
         the checkpoints, and the model that colours photos of any size (last: exporting takes seconds)."""
         if not self.main:
@@ -84,7 +105,9 @@ class Recorder:
         reference = baselines(val)
         if not self.tracker.has_metric("val_gray_copy_psnr"):
             self.tracker.metrics({f"val_{name}": value for name, value in reference.items()}, step=0)
-        self.tracker.figure(plots.loss_curve(progress.history["train_loss"], progress.history["val_loss"]), "plots/loss_curve.png")
+        self.tracker.figure(
+            plots.loss_curve(progress.history["train_loss"], progress.history["val_loss"]), "plots/loss_curve.png"
+        )
         self.tracker.text(config_yaml, "config.yaml")
         for path in self.checkpoints.written():
             self.tracker.artifact(path, "checkpoints")
@@ -92,8 +115,14 @@ class Recorder:
         log.info("logging the model to MLflow: exported for photos of any size (a few seconds)")
         # An example photo of neither the view's size nor a square: export gives every size its own symbol.
         fixed = model.fixed_size is not None
-        example = photo.prepare(np.zeros((2, 2 * size + 3, 3 * size + 5, 3), np.uint8), size, fixed, "trained", torch.device("cpu"))
-        self.tracker.model(exported(model.cpu(), example.pixels, example.view), {"size": size, "fixed": fixed, "resolution": "trained"}, register)
+        example = photo.prepare(
+            np.zeros((2, 2 * size + 3, 3 * size + 5, 3), np.uint8), size, fixed, "trained", torch.device("cpu")
+        )
+        self.tracker.model(
+            exported(model.cpu(), example.pixels, example.view),
+            {"size": size, "fixed": fixed, "resolution": "trained"},
+            register,
+        )
         return reference
 
 

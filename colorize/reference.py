@@ -20,8 +20,14 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 # an option's own keys, then those it shares with the group's base).
 COMMANDS = {"train": config.TrainConfig, "evaluate": config.EvaluateConfig, "colorize": config.ColorizeConfig}
 OPTIONS = {
-    "model": (config.ModelConfig, {"convnet": config.ConvNetConfig, "convae": config.ConvAEConfig, "unet": config.UNetConfig}),
-    "loss": (config.LossConfig, {"smooth_l1": config.SmoothL1Config, "log_mse": config.LogMSEConfig, "bins": config.BinsLossConfig}),
+    "model": (
+        config.ModelConfig,
+        {"convnet": config.ConvNetConfig, "convae": config.ConvAEConfig, "unet": config.UNetConfig},
+    ),
+    "loss": (
+        config.LossConfig,
+        {"smooth_l1": config.SmoothL1Config, "log_mse": config.LogMSEConfig, "bins": config.BinsLossConfig},
+    ),
     "optimizer": (config.OptimizerConfig, {"sgd": config.SGDConfig}),
 }
 
@@ -83,7 +89,9 @@ def keys(schema: type, prefix: str = "", skip: frozenset[str] = frozenset()) -> 
         if dataclasses.is_dataclass(nested):
             found += keys(type(nested), f"{name}.")
         elif field.type is not Any:
-            meaning = comments().get((owner, field.name)) or comments().get((OVERRIDES.get(owner, owner), field.name), "")
+            meaning = comments().get((owner, field.name)) or comments().get(
+                (OVERRIDES.get(owner, owner), field.name), ""
+            )
             found.append(Key(name, "null (the checkpoint's)" if owner in OVERRIDES else default(field), meaning))
     return found
 
@@ -95,7 +103,11 @@ def group_keys(group: str) -> list[tuple[str, list[Key]]]:
     shared = {key.name: key for key in keys(base, f"{group}.")}
     found = [(f"every {group}", list(shared.values()))] if shared else []
     for name, option in options.items():
-        own = [key for key in keys(option, f"{group}.") if shared.get(key.name, key)[:2] != key[:2] or key.name not in shared]
+        own = [
+            key
+            for key in keys(option, f"{group}.")
+            if shared.get(key.name, key)[:2] != key[:2] or key.name not in shared
+        ]
         if own:
             found.append((name, own))
     return found
@@ -111,7 +123,11 @@ def help_text(command: str) -> str:
     lines = [f"colorize.{command}: override any key as key=value, choose a group's option as group=option.", ""]
     chosen = {group: options for group, options in groups().items() if command == "train" or group == "data"}
     if command != "colorize":
-        lines += ["== Groups (group=option) =="] + [f"{group}: {', '.join(options)}" for group, options in chosen.items()] + [""]
+        lines += (
+            ["== Groups (group=option) =="]
+            + [f"{group}: {', '.join(options)}" for group, options in chosen.items()]
+            + [""]
+        )
     lines.append("== Keys (key=value; default, then meaning) ==")
     width = 30
     for key in keys(COMMANDS[command]):
@@ -120,14 +136,25 @@ def help_text(command: str) -> str:
         for group in OPTIONS:
             for users, found in group_keys(group):
                 lines.append(f"-- {group} ({users}) --")
-                lines += [f"{key.name:<{width}} {key.default}" + (f"  # {key.meaning}" if key.meaning else "") for key in found]
-    lines += ["", "Hydra's own flags: --hydra-help. The whole composed config: --cfg job. Sweeps: -m sweep=<name> (see docs/sweeps)."]
+                lines += [
+                    f"{key.name:<{width}} {key.default}" + (f"  # {key.meaning}" if key.meaning else "")
+                    for key in found
+                ]
+    lines += [
+        "",
+        "Hydra's own flags: --hydra-help. The whole composed config: --cfg job. Sweeps: -m sweep=<name> (see docs/sweeps).",
+    ]
     return "\n".join(lines).replace("$", "$$")  # Hydra fills the help text in with string.Template
 
 
 def markdown() -> str:
     """The docs site's configuration reference."""
-    out = ["# Configuration reference", "", "Generated from the schemas in `colorize/config.py` (the same text as `--help`).", ""]
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from the schemas in `colorize/config.py` (the same text as `--help`).",
+        "",
+    ]
 
     def table(found: list[Key]) -> list[str]:
         rows = ["| key | default | meaning |", "| --- | --- | --- |"]

@@ -17,7 +17,6 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-
 # MLflow asks for type hints on predict as it defines the class, under a warnings filter of its own
 # that none here can override: the warning is caught. model_input has no hint: MLflow would take it
 # for an input schema, and this model takes several forms that no one schema describes.
@@ -31,8 +30,16 @@ with warnings.catch_warnings(record=True):
 
         def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input, params: dict | None = None):  # noqa: ANN001, ANN201
             try:
-                return photo.colourise(model_input, self.program, self.settings["size"], self.settings["fixed"], self.settings["resolution"], torch.device("cpu"))
+                return photo.colourise(
+                    model_input,
+                    self.program,
+                    self.settings["size"],
+                    self.settings["fixed"],
+                    self.settings["resolution"],
+                    torch.device("cpu"),
+                )
             except ValueError as error:  # a short line naming what is expected: HTTP 400, not a dump of the array
                 raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+
 
 mlflow.models.set_model(ColourisedPhotos())

@@ -80,7 +80,9 @@ class Stream:
     """A folder's images decoded batch by batch; `order` gives the batches exactly as it does for
     Images, so the same seeded permutation gives the same batches on either path."""
 
-    def __init__(self, dataset: Files, skip_bad: bool, device: torch.device, with_lab: bool, workers: Optional[int]) -> None:
+    def __init__(
+        self, dataset: Files, skip_bad: bool, device: torch.device, with_lab: bool, workers: Optional[int]
+    ) -> None:
         self.dataset, self.skip_bad = dataset, skip_bad
         self.device, self.with_lab = device, with_lab
         self.loaders: dict[int, tuple[Order, DataLoader]] = {}
@@ -146,7 +148,10 @@ def wanted(spec: Source, device: torch.device, with_lab: bool) -> bool:
     streams = bool(free) and need > DATA_SHARE * min(free)
     log.info(
         "data.in_memory=auto: %d images take %.1f GiB decoded, %.1f GiB free: %s",
-        count, need / 2**30, min(free, default=0) / 2**30, "streaming them from disk" if streams else "held in memory",
+        count,
+        need / 2**30,
+        min(free, default=0) / 2**30,
+        "streaming them from disk" if streams else "held in memory",
     )
     return streams
 
@@ -171,6 +176,11 @@ def load_split(spec: Source, device: torch.device, with_lab: bool) -> Split:
     extra = [file for root in spec.extra for file in list_images(Path(root), "data.extra")]
 
     def part(chosen: list[str], augment: bool) -> Stream:
-        return Stream(Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers)
+        return Stream(
+            Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers
+        )
 
-    return Split(train=part([files[i] for i in train.tolist()] + extra, spec.augment != "none"), val=part([files[i] for i in val.tolist()], False))
+    return Split(
+        train=part([files[i] for i in train.tolist()] + extra, spec.augment != "none"),
+        val=part([files[i] for i in val.tolist()], False),
+    )

@@ -14,7 +14,9 @@ def against_gray_copy(model: Mapping[str, float], gray_copy: Mapping[str, float]
     parts = []
     for name, unit in SHOWN.items():
         if name in model and name in gray_copy:
-            parts.append(f"{name} {model[name]:.2f}{' ' + unit if unit else ''} (gray copy {gray_copy[name]:.2f}, {model[name] - gray_copy[name]:+.2f})")
+            parts.append(
+                f"{name} {model[name]:.2f}{' ' + unit if unit else ''} (gray copy {gray_copy[name]:.2f}, {model[name] - gray_copy[name]:+.2f})"
+            )
     return ", ".join(parts)
 
 
@@ -22,8 +24,15 @@ def command(*words: str) -> str:
     return shlex.join(["python", "-m", *words])
 
 
-def of_training(run: tuple[str, str, str], run_id: str, epochs: int, val: Mapping[str, float], gray_copy: Mapping[str, float],
-                checkpoints: Path, tracking_uri: str) -> str:
+def of_training(
+    run: tuple[str, str, str],
+    run_id: str,
+    epochs: int,
+    val: Mapping[str, float],
+    gray_copy: Mapping[str, float],
+    checkpoints: Path,
+    tracking_uri: str,
+) -> str:
     """`run`: the run's name, its UI page and the command serving the UI (colorize.tracking.run_page)."""
     name, page, serve = run
     best, last = checkpoints / "best.pt", checkpoints / "last.pt"
@@ -40,20 +49,30 @@ def of_training(run: tuple[str, str, str], run_id: str, epochs: int, val: Mappin
     return "\n".join(lines)
 
 
-def of_evaluation(checkpoint: str, report: Path, model: Mapping[str, float], gray_copy: Mapping[str, float], photos: Optional[str] = None) -> str:
+def of_evaluation(
+    checkpoint: str,
+    report: Path,
+    model: Mapping[str, float],
+    gray_copy: Mapping[str, float],
+    photos: Optional[str] = None,
+) -> str:
     where = f"on the photos of {photos}" if photos else "on its test images"
     given = f"input={photos}" if photos else "input=<photo or folder>"
-    return "\n".join([
-        f"{checkpoint} {where}: {against_gray_copy(model, gray_copy)}",
-        f"  the report: {report}",
-        "next:",
-        f"  {command('colorize.colorize', f'checkpoint={checkpoint}', given, 'output=colourised/')}",
-    ])
+    return "\n".join(
+        [
+            f"{checkpoint} {where}: {against_gray_copy(model, gray_copy)}",
+            f"  the report: {report}",
+            "next:",
+            f"  {command('colorize.colorize', f'checkpoint={checkpoint}', given, 'output=colourised/')}",
+        ]
+    )
 
 
 def of_photos(written: int, given: int, output: Path, checkpoint: str) -> str:
-    return "\n".join([
-        f"wrote {written} of {given} photos to {output} (PNG, each at its own size)",
-        "next:",
-        f"  {command('colorize.evaluate', f'checkpoint={checkpoint}', 'input=<colour photos>')}   (scores the colouring against the photos' own colour)",
-    ])
+    return "\n".join(
+        [
+            f"wrote {written} of {given} photos to {output} (PNG, each at its own size)",
+            "next:",
+            f"  {command('colorize.evaluate', f'checkpoint={checkpoint}', 'input=<colour photos>')}   (scores the colouring against the photos' own colour)",
+        ]
+    )

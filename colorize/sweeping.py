@@ -8,9 +8,9 @@ import logging
 from typing import Iterator, Optional
 
 import optuna
-from hydra_plugins.hydra_optuna_async_sweeper import trial as sweeper_trial
 
 from colorize.errors import DivergedError
+from hydra_plugins.hydra_optuna_async_sweeper import trial as sweeper_trial
 
 log = logging.getLogger(__name__)
 

@@ -69,7 +69,11 @@ def run_page(uri: str, run_id: str) -> tuple[str, str, str]:
     """A run's name, its page in the MLflow UI (on its training runs' pages: workflowType), and the
     command that serves that UI for a store that is a file (empty for a tracking server)."""
     run = mlflow.MlflowClient(connect(uri)).get_run(run_id)
-    base, serve = (uri.rstrip("/"), "") if uri.startswith(("http://", "https://")) else (UI, f"mlflow ui --backend-store-uri {uri} --port {UI.rsplit(':', 1)[1]}")
+    base, serve = (
+        (uri.rstrip("/"), "")
+        if uri.startswith(("http://", "https://"))
+        else (UI, f"mlflow ui --backend-store-uri {uri} --port {UI.rsplit(':', 1)[1]}")
+    )
     page = f"{mask(base)}/#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
     return run.info.run_name, page, serve
 
@@ -129,7 +133,9 @@ class Tracker:
             with warnings.catch_warnings():
                 # MLflow registers one LocalArtifactDatasetSource for each of the schemes "" and "file",
                 # so a folder's file:// URI matches two equal classes and it warns; either serves.
-                warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+                warnings.filterwarnings(
+                    "ignore", message="The specified dataset source can be interpreted in multiple ways"
+                )
                 where = resolve_dataset_source(Path(source).resolve().as_uri())
         else:
             where = CodeDatasetSource({"data": source})
@@ -144,7 +150,9 @@ class Tracker:
     def text(self, text: str, artifact_file: str) -> None:
         mlflow.log_text(text, artifact_file)
 
-    def model(self, program: torch.export.ExportedProgram, settings: Mapping[str, Any], register: Optional[str] = None) -> None:
+    def model(
+        self, program: torch.export.ExportedProgram, settings: Mapping[str, Any], register: Optional[str] = None
+    ) -> None:
         """Log the photo colouring as an MLflow pyfunc model (colorize/served.py, with colorize/photo.py
         as its code and the exported program), and as a new version of registered model `register`
         when given. It needs torch, numpy and mlflow where it is loaded, never colorize ("colorize" on
@@ -162,15 +170,26 @@ class Tracker:
                     name="model",
                     python_model=str(SERVED),
                     code_paths=[str(PHOTO)],
-                    artifacts={"program": str(Path(folder) / "photo.pt2"), "settings": str(Path(folder) / "settings.json")},
+                    artifacts={
+                        "program": str(Path(folder) / "photo.pt2"),
+                        "settings": str(Path(folder) / "settings.json"),
+                    },
                     signature=SIGNATURE,
-                    input_example=np.zeros((1, 8, 12, 3), np.uint8),  # a batch of one tiny black photo (checked: it runs)
+                    input_example=np.zeros(
+                        (1, 8, 12, 3), np.uint8
+                    ),  # a batch of one tiny black photo (checked: it runs)
                     # Given, not inferred: inferring re-imports the model in a subprocess (seconds).
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"],
+                    pip_requirements=[
+                        f"torch=={torch.__version__.split('+')[0]}",
+                        f"mlflow=={mlflow.__version__}",
+                        f"numpy=={np.__version__}",
+                    ],
                     registered_model_name=register,
                 )
             except MlflowException as error:
-                raise ColorizeError(f"the model could not be logged{f' as registered model {register}' if register else ''}: {first_line(error)}") from None
+                raise ColorizeError(
+                    f"the model could not be logged{f' as registered model {register}' if register else ''}: {first_line(error)}"
+                ) from None
             finally:
                 sys.path.remove(str(PHOTO.parent))
         for warning in caught:
@@ -217,7 +236,9 @@ class Untracked(Tracker):
     def image(self, figure: Figure, key: str, step: int) -> None:
         plt.close(figure)
 
-    def model(self, program: torch.export.ExportedProgram, settings: Mapping[str, Any], register: Optional[str] = None) -> None:
+    def model(
+        self, program: torch.export.ExportedProgram, settings: Mapping[str, Any], register: Optional[str] = None
+    ) -> None:
         pass
 
 
@@ -250,7 +271,11 @@ def start_run(
         if system_metrics:
             _check_system_metrics()
         run = mlflow.start_run(
-            run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, log_system_metrics=system_metrics or None
+            run_id=resume_run_id,
+            experiment_id=experiment_id,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            log_system_metrics=system_metrics or None,
         )
         if suffix and resume_run_id is None:
             mlflow.MlflowClient().update_run(run.info.run_id, name=f"{run_name}-{run.info.run_id[:6]}")
@@ -289,7 +314,9 @@ def download_checkpoint(uri: str, tracking_uri: str, artifact: str = "checkpoint
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact))
     except (MlflowException, OSError) as error:
-        raise ColorizeError(f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {mask(tracking_uri)} ({first_line(error)})") from None
+        raise ColorizeError(
+            f"checkpoint={uri}: cannot fetch {artifact} of run {run_id} from {mask(tracking_uri)} ({first_line(error)})"
+        ) from None
 
 
 def _model_run(uri: str) -> str:

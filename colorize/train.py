@@ -41,7 +41,10 @@ def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
         progress, changes = checkpoint.resume(trainer.resume, training, config)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     epochs = range(progress.epoch + 1, trainer.epochs + 1)
-    with pruned_when_diverged(trial), open_run(cfg, config, out_dir, training.model, trial, changes, progress.run_id, ranks.main) as tracker:
+    with (
+        pruned_when_diverged(trial),
+        open_run(cfg, config, out_dir, training.model, trial, changes, progress.run_id, ranks.main) as tracker,
+    ):
         progress.run_id = tracker.run_id
         if trial is not None:
             trial.attach(tracker.run_id)
@@ -49,7 +52,13 @@ def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
         grids = records.Grids(cfg.tracking.grid_every, cfg.tracking.grid_images, epochs)
         recorder = records.Recorder(tracker, checkpoint.Checkpoints(out_dir / "checkpoints", config), grids, ranks.main)
         recorder.data(source, training.data)
-        log.info("training starts: %d train / %d val images on %s, precision %s", len(training.data.train), len(training.data.val), device, training.precision)
+        log.info(
+            "training starts: %d train / %d val images on %s, precision %s",
+            len(training.data.train),
+            len(training.data.val),
+            device,
+            training.precision,
+        )
         for epoch in fit(training, epochs.start):
             recorder.epoch(epoch, training, progress)
             objective = tuple(epoch.val[metric.removeprefix("val_")] for metric in metrics)
@@ -61,18 +70,40 @@ def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:
         if trial.pruned_at is not None:
             import optuna
 
-            raise optuna.TrialPruned(f"after epoch {trial.pruned_at}")  # the run itself ended FINISHED, with all it logged
+            raise optuna.TrialPruned(
+                f"after epoch {trial.pruned_at}"
+            )  # the run itself ended FINISHED, with all it logged
     elif ranks.main:
         from colorize import summary, tracking
 
         run = tracking.run_page(cfg.tracking.uri, progress.run_id)
-        baselines = {name.removeprefix("gray_copy_"): value for name, value in gray_copy.items() if name.startswith("gray_copy_")}
-        print(summary.of_training(run, progress.run_id, progress.epoch, epoch.val, baselines, out_dir / "checkpoints", secrets.mask(cfg.tracking.uri)), flush=True)
+        baselines = {
+            name.removeprefix("gray_copy_"): value for name, value in gray_copy.items() if name.startswith("gray_copy_")
+        }
+        print(
+            summary.of_training(
+                run,
+                progress.run_id,
+                progress.epoch,
+                epoch.val,
+                baselines,
+                out_dir / "checkpoints",
+                secrets.mask(cfg.tracking.uri),
+            ),
+            flush=True,
+        )
     return objective[0] if len(objective) == 1 else objective
 
 
 def open_run(
-    cfg: DictConfig, config: dict, out_dir: Path, model: Any, trial: Optional[Any], changes: dict[str, str], run_id: Optional[str], main: bool
+    cfg: DictConfig,
+    config: dict,
+    out_dir: Path,
+    model: Any,
+    trial: Optional[Any],
+    changes: dict[str, str],
+    run_id: Optional[str],
+    main: bool,
 ) -> contextlib.AbstractContextManager:
     """The run's MLflow run (a resume's continues `run_id`), named and tagged from the config. Only
     rank 0 of a multi-process run tracks (and writes checkpoints); the others only train."""
@@ -83,13 +114,25 @@ def open_run(
     params = {**flatten(config), "model.parameters": sum(p.numel() for p in model.parameters())}
     name, tags = describe(cfg, out_dir, trial, changes)
     parent = trial.parent_run_id if trial is not None else None
-    named = cfg.tracking.run_name is not None or trial is not None  # else describe() named it for its config: add the id
+    named = (
+        cfg.tracking.run_name is not None or trial is not None
+    )  # else describe() named it for its config: add the id
     return tracking.start_run(
-        cfg.tracking.uri, cfg.tracking.experiment, name, params, tags, run_id, parent, suffix=not named, system_metrics=cfg.tracking.system_metrics
+        cfg.tracking.uri,
+        cfg.tracking.experiment,
+        name,
+        params,
+        tags,
+        run_id,
+        parent,
+        suffix=not named,
+        system_metrics=cfg.tracking.system_metrics,
     )
 
 
-def describe(cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict[str, str]) -> tuple[str, dict[str, str]]:
+def describe(
+    cfg: DictConfig, out_dir: Path, trial: Optional[Any], changes: dict[str, str]
+) -> tuple[str, dict[str, str]]:
     """The MLflow run's name and tags: what was overridden, where outputs go, which commit, which
     trial, and what a resume changed (MLflow params cannot change once logged). The name is
     tracking.run_name, else a sweep trial's `<study>-trial-<n>`, else what the run trains: the

@@ -9,14 +9,27 @@ from hydra.utils import instantiate
 from torch import nn
 
 from colorize.bins import read_out
-from colorize.color import AB_SCALE, GRAY_WEIGHTS, L_SCALE, add_chroma, as_float, cbcr_to_rgb, gray, lab_to_rgb_keeping_l, rgb_to_cbcr, rgb_to_lab
+from colorize.color import (
+    AB_SCALE,
+    GRAY_WEIGHTS,
+    L_SCALE,
+    add_chroma,
+    as_float,
+    cbcr_to_rgb,
+    gray,
+    lab_to_rgb_keeping_l,
+    rgb_to_cbcr,
+    rgb_to_lab,
+)
 from colorize.config import Target
 from colorize.data import Images
 from colorize.models.blocks import crop
 
 
 class Colorizer(nn.Module):
-    def __init__(self, net: nn.Module, target: Target, bins: int = 0, temperature: float = 1.0, saturation: float = 1.0) -> None:
+    def __init__(
+        self, net: nn.Module, target: Target, bins: int = 0, temperature: float = 1.0, saturation: float = 1.0
+    ) -> None:
         super().__init__()
         self.net = net
         self.target = target
@@ -53,7 +66,11 @@ class Colorizer(nn.Module):
         out from the bins' scores (bins models) and times the saturation; an rgb model's RGB, or with
         keep_luminance its RGB minus its own gray (what it adds to a gray)."""
         if self.target == Target.rgb:
-            return prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True) if keep_luminance else prediction
+            return (
+                prediction - (GRAY_WEIGHTS.to(prediction) * prediction).sum(1, keepdim=True)
+                if keep_luminance
+                else prediction
+            )
         if self.bins:
             prediction = read_out(prediction, self.temperature)  # before any upsampling: 2 channels, not bins^2
         return prediction * self.saturation if self.saturation != 1 else prediction
@@ -97,7 +114,9 @@ class Colorizer(nn.Module):
         height, width = seen.shape[-2:]
         if self.fixed_size is not None:
             seen = F.pad(seen, (0, self.fixed_size - width, 0, self.fixed_size - height), mode="replicate")
-        colour = crop(self.at_input_size(self.colour(self.predict(seen), keep_luminance=True), *seen.shape[-2:]), height, width)
+        colour = crop(
+            self.at_input_size(self.colour(self.predict(seen), keep_luminance=True), *seen.shape[-2:]), height, width
+        )
         colour = F.interpolate(colour, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
         return self.render(self.luminance(pixels), colour, keep_luminance=True)
 
@@ -118,7 +137,11 @@ def colorizer(model_config: Mapping[str, Any], make_net: NetFactory = configured
     """A Colorizer from the `model` config: `_target_` picks the net, `target` the colour space."""
     params = dict(model_config)
     target = Target(params.pop("target", Target.rgb))
-    classes, temperature, saturation = params.pop("bins", 0), params.pop("temperature", 1.0), params.pop("saturation", 1.0)
+    classes, temperature, saturation = (
+        params.pop("bins", 0),
+        params.pop("temperature", 1.0),
+        params.pop("saturation", 1.0),
+    )
     net = make_net(params, classes**2 if classes else 3 if target == Target.rgb else 2)
     if target == Target.ycbcr:
         # Zero chroma (equal scores for every bin, whose centres average to zero) is the gray copy: a last layer at zero starts training from it. Its weights
@@ -131,7 +154,6 @@ def colorizer(model_config: Mapping[str, Any], make_net: NetFactory = configured
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
 
 
 class Photos(nn.Module):
@@ -150,4 +172,6 @@ def exported(model: Colorizer, pixels: torch.Tensor, view: torch.Tensor) -> torc
     example photo and its view given): a graph and its weights, loaded with torch alone."""
     every = {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
     with torch.no_grad():
-        return torch.export.export(Photos(model.eval()), (pixels, view), dynamic_shapes={"pixels": every, "view": every}, strict=False)
+        return torch.export.export(
+            Photos(model.eval()), (pixels, view), dynamic_shapes={"pixels": every, "view": every}, strict=False
+        )

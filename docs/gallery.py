@@ -38,8 +38,12 @@ def shrink(rgb: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True, help="a folder of photos the models never saw")
-    parser.add_argument("--model", action="append", required=True, help="name=checkpoint (a path, runs:/ or models:/ URI)")
-    parser.add_argument("--saturation", action="append", default=[], help="name=value: that model's read-out saturation")
+    parser.add_argument(
+        "--model", action="append", required=True, help="name=checkpoint (a path, runs:/ or models:/ URI)"
+    )
+    parser.add_argument(
+        "--saturation", action="append", default=[], help="name=value: that model's read-out saturation"
+    )
     parser.add_argument("--count", type=int, default=5)
     parser.add_argument("--tracking-uri", default=f"sqlite:///{PROJECT}/mlruns/mlflow.db")
     parser.add_argument("--out", type=Path, default=PROJECT / "docs" / "gallery.jpg")
@@ -57,7 +61,14 @@ def main() -> None:
         shade = gray(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy()  # what a user would colourise
         tiles = [("gray input", np.repeat(shade[..., None], 3, axis=2))]
         for name, model, size in models:
-            tiles.append((name, photo.colourise(shade, model.colour_photo, size, model.fixed_size is not None, "trained", torch.device("cpu"))))
+            tiles.append(
+                (
+                    name,
+                    photo.colourise(
+                        shade, model.colour_photo, size, model.fixed_size is not None, "trained", torch.device("cpu")
+                    ),
+                )
+            )
         tiles.append(("original", rgb))
         shrunk = [shrink(tile) for _, tile in tiles]
         labelled = [np.vstack([label(name, tile.shape[1]), tile]) for (name, _), tile in zip(tiles, shrunk)]

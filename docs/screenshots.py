@@ -36,8 +36,15 @@ QUICK = ["data.limit=600", "trainer.progress=false", "tracking.grid_images=6", "
 # experiment's mlflow.experimentKind tag (README, "Compare runs in the MLflow UI").
 TRAINING_VIEW = "workflowType=machine_learning"
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
 )
 UI_START_S = 90  # mlflow ui starts in ~10 s on 2 idle cores: it migrates the store and imports its server
 
@@ -72,8 +79,21 @@ def serve(store: str) -> Iterator[str]:
     """`mlflow ui` on the store, as the README starts it, on a free loopback port: its base URL."""
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,  # its own group: its workers end with it
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own group: its workers end with it
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -149,10 +169,14 @@ class Page:
         if centre is None:
             raise LookupError(f"nothing to click: {selector} {text or ''}\npage: {await self.text()}"[:3000])
         for kind in ("mousePressed", "mouseReleased"):
-            await self.send("Input.dispatchMouseEvent", type=kind, x=centre[0], y=centre[1], button="left", clickCount=1)
+            await self.send(
+                "Input.dispatchMouseEvent", type=kind, x=centre[0], y=centre[1], button="left", clickCount=1
+            )
 
     async def type(self, selector: str, text: str) -> None:
-        await self.eval(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.focus(); e.select && e.select(); }})()")
+        await self.eval(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.focus(); e.select && e.select(); }})()"
+        )
         await self.send("Input.insertText", text=text)
 
     async def press(self, selector: str, key: str) -> None:
@@ -162,7 +186,9 @@ class Page:
             await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=key)
 
     async def resize(self, width: int, height: int) -> None:
-        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        await self.send(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+        )
 
     async def screenshot(self, png: Path, clip: Optional[tuple[int, int]] = None) -> None:
         """The viewport, or its top-left `clip` (width, height) in CSS pixels."""
@@ -176,8 +202,14 @@ async def browser(width: int = 1400, height: int = 900) -> AsyncIterator[Page]:
     import aiohttp
 
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        argv = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                f"--window-size={width},{height}", "about:blank"]
+        argv = [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             active_port = Path(profile) / "DevToolsActivePort"  # Chromium writes the port it picked here
@@ -217,7 +249,10 @@ def shrink(png: Path, width: int) -> None:
 
 RUN_TABLE = "document.body.innerText.includes('matching runs')"
 # The table's rows, not only its frame: the footer counts the runs while the rows still load.
-RUN_ROWS = RUN_TABLE + " && ['unet-w8-rgb', 'convnet-w2-rgb', 'sweep-smoke'].every(name => document.body.innerText.includes(name))"
+RUN_ROWS = (
+    RUN_TABLE
+    + " && ['unet-w8-rgb', 'convnet-w2-rgb', 'sweep-smoke'].every(name => document.body.innerText.includes(name))"
+)
 ASSISTANT_CLOSE = '[data-component-id="mlflow.assistant.chat_panel.close"]'
 EXPANDER = '[data-component-id$="runnamecellrenderer.tsx_46"]'  # the + beside a parent run's name
 CHART_SEARCH = 'input[placeholder="Search metric charts"]'
@@ -260,15 +295,21 @@ async def shoot(base: str, experiment: str, run: str, out: Path) -> None:
     """The four pictures, at 1400 x 900 CSS pixels (the image slider's cut to its corner)."""
     runs = f"{base}/#/experiments/{experiment}/runs?{TRAINING_VIEW}"
     async with browser() as page:
-        await page.goto(experiment_url(base, experiment), RUN_ROWS)  # a TimeoutError, and no picture, when the rows never come
+        await page.goto(
+            experiment_url(base, experiment), RUN_ROWS
+        )  # a TimeoutError, and no picture, when the rows never come
         await close_assistant(page)  # it stays closed for this browser
         await page.wait(RUN_ROWS)
         await asyncio.sleep(1)
         await page.screenshot(out / "mlflow_runs.png")
 
         two_runs = urllib.parse.quote("attributes.run_name LIKE '%-rgb-%'")
-        await page.goto(f"{runs}&compareRunsMode=CHART&searchFilter={two_runs}", f"document.querySelector('{CHART_SEARCH}')")
-        await page.type(CHART_SEARCH, "^(train_loss|val_loss|val_psnr)$")  # a regular expression; image charts always match
+        await page.goto(
+            f"{runs}&compareRunsMode=CHART&searchFilter={two_runs}", f"document.querySelector('{CHART_SEARCH}')"
+        )
+        await page.type(
+            CHART_SEARCH, "^(train_loss|val_loss|val_psnr)$"
+        )  # a regular expression; image charts always match
         await page.wait("document.querySelectorAll('.js-plotly-plot').length >= 3")
         await page.resize(1400, 1020)  # room for the second row: the grids of both runs at one epoch
         await show_last_grid(page)
@@ -277,7 +318,10 @@ async def shoot(base: str, experiment: str, run: str, out: Path) -> None:
         await page.screenshot(out / "mlflow_charts.png")
         await page.resize(1400, 900)
 
-        await page.goto(f"{base}/#/experiments/{experiment}/runs/{run}/model-metrics?{TRAINING_VIEW}", f"document.querySelector('{CHART_SEARCH}')")
+        await page.goto(
+            f"{base}/#/experiments/{experiment}/runs/{run}/model-metrics?{TRAINING_VIEW}",
+            f"document.querySelector('{CHART_SEARCH}')",
+        )
         await page.type(CHART_SEARCH, "grids")
         await page.wait("document.body.innerText.includes('No image logged at this step')")
         await show_last_grid(page)
@@ -293,7 +337,12 @@ async def shoot(base: str, experiment: str, run: str, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "colorize-screenshots", help="the store's folder (emptied)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "colorize-screenshots",
+        help="the store's folder (emptied)",
+    )
     parser.add_argument("--out", type=Path, default=PROJECT / "docs")
     parser.add_argument("--keep", action="store_true", help="shoot the store already in --root")
     args = parser.parse_args()
@@ -304,7 +353,14 @@ def main() -> None:
         args.root.mkdir(parents=True)
         for overrides in RUNS:
             train(args.root, "trainer.epochs=4", *QUICK, *overrides)
-        train(args.root, "sweep=smoke", "trainer.epochs=1", "data.limit=200", "hydra.sweeper.register=colorize", sweep=True)
+        train(
+            args.root,
+            "sweep=smoke",
+            "trainer.epochs=1",
+            "data.limit=200",
+            "hydra.sweeper.register=colorize",
+            sweep=True,
+        )
 
     import mlflow
 

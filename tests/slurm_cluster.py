@@ -28,7 +28,17 @@ CLUSTER = "colorize"
 PARTITION = "debug"
 START_S = 60  # seconds each daemon may take to answer; here each answers within about 2
 STOP_S = 15  # seconds between SIGTERM and SIGKILL when stopping a daemon
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE")
+FINAL = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+)
 
 
 def missing() -> list[str]:
@@ -67,7 +77,9 @@ class Cluster:
 
     def states(self, job: str) -> dict[str, str]:
         """sacct's state of each of a job's allocations (an array's tasks as `<id>_<index>`), steps left out."""
-        listed = self.run("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job).stdout.splitlines()  # a state may hold spaces: CANCELLED by 0
+        listed = self.run(
+            "sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job
+        ).stdout.splitlines()  # a state may hold spaces: CANCELLED by 0
         return {line.split("|")[0]: line.split("|")[1].split()[0] for line in listed}
 
     def wait_final(self, job: str, count: int, deadline_s: float) -> dict[str, str]:
@@ -79,7 +91,9 @@ class Cluster:
             if len(found) == count and all(state in FINAL for state in found.values()):
                 return found
             if time.monotonic() > deadline:
-                raise RuntimeError(f"job {job}: sacct shows {found} after {deadline_s} s, not {count} final states; slurmctld.log:\n{self.log('slurmctld')}")
+                raise RuntimeError(
+                    f"job {job}: sacct shows {found} after {deadline_s} s, not {count} final states; slurmctld.log:\n{self.log('slurmctld')}"
+                )
             time.sleep(0.5)
 
     def log(self, name: str) -> str:
@@ -90,7 +104,9 @@ class Cluster:
 
 def node_line(name: str) -> str:
     """This machine as slurmd sees it (its real CPUs, sockets, cores, threads and memory), on loopback."""
-    found = subprocess.run([shutil.which("slurmd", path=SEARCH_PATH), "-C"], capture_output=True, text=True, check=True).stdout
+    found = subprocess.run(
+        [shutil.which("slurmd", path=SEARCH_PATH), "-C"], capture_output=True, text=True, check=True
+    ).stdout
     [described] = [line for line in found.splitlines() if line.startswith("NodeName=")]
     hardware = described.split(maxsplit=1)[1]  # drop slurmd's NodeName=<hostname>: ours is given below
     return f"NodeName={name} NodeAddr=127.0.0.1 NodeHostname={name} {hardware} State=UNKNOWN"
@@ -101,8 +117,8 @@ def slurm_conf(root: Path, user: str, node: str, ports: dict[str, int]) -> str:
     return f"""\
 ClusterName={CLUSTER}
 SlurmctldHost={node}(127.0.0.1)
-SlurmctldPort={ports['slurmctld']}
-SlurmdPort={ports['slurmd']}
+SlurmctldPort={ports["slurmctld"]}
+SlurmdPort={ports["slurmd"]}
 SlurmUser={user}
 SlurmdUser={user}
 # This cluster's munged, not the system's: daemons and clients alike, and (AccountingStoragePass
@@ -112,7 +128,7 @@ AuthInfo=socket={munge}
 CredType=cred/munge
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
-AccountingStoragePort={ports['slurmdbd']}
+AccountingStoragePort={ports["slurmdbd"]}
 AccountingStoragePass={munge}
 JobAcctGatherType=jobacct_gather/none
 # No cgroups in a container: processes are tracked through /proc, tasks are not bound.
@@ -122,12 +138,12 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 MpiDefault=none
 MailProg=/bin/true
-StateSaveLocation={root / 'state'}
-SlurmdSpoolDir={root / 'spool'}
-SlurmctldPidFile={root / 'slurmctld.pid'}
-SlurmdPidFile={root / 'slurmd.pid'}
-SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
-SlurmdLogFile={root / 'log' / 'slurmd.log'}
+StateSaveLocation={root / "state"}
+SlurmdSpoolDir={root / "spool"}
+SlurmctldPidFile={root / "slurmctld.pid"}
+SlurmdPidFile={root / "slurmd.pid"}
+SlurmctldLogFile={root / "log" / "slurmctld.log"}
+SlurmdLogFile={root / "log" / "slurmd.log"}
 ReturnToService=2
 # A job asking for more than the node has is refused at submission instead of pending for ever.
 EnforcePartLimits=ALL
@@ -142,16 +158,16 @@ PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSu
 def slurmdbd_conf(root: Path, user: str, ports: dict[str, int]) -> str:
     return f"""\
 AuthType=auth/munge
-AuthInfo=socket={root / 'munge' / 'munge.socket'}
+AuthInfo=socket={root / "munge" / "munge.socket"}
 DbdHost=localhost
 DbdAddr=127.0.0.1
-DbdPort={ports['slurmdbd']}
+DbdPort={ports["slurmdbd"]}
 SlurmUser={user}
-PidFile={root / 'slurmdbd.pid'}
-LogFile={root / 'log' / 'slurmdbd.log'}
+PidFile={root / "slurmdbd.pid"}
+LogFile={root / "log" / "slurmdbd.log"}
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={ports['mariadb']}
+StoragePort={ports["mariadb"]}
 StorageUser=root
 StorageLoc=slurm_acct_db
 """
@@ -178,36 +194,92 @@ def slurm_cluster() -> Iterator[Cluster]:
     def start(name: str, *command: str) -> None:
         log = open(root / "log" / f"{name}.out", "w")
         # Its own session: stopped with its process group, whatever it forked.
-        daemons[name] = subprocess.Popen([shutil.which(command[0], path=SEARCH_PATH), *command[1:]], stdout=log, stderr=subprocess.STDOUT, env=cluster.env, start_new_session=True)
+        daemons[name] = subprocess.Popen(
+            [shutil.which(command[0], path=SEARCH_PATH), *command[1:]],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=cluster.env,
+            start_new_session=True,
+        )
 
     def answers(*command: str) -> bool:
         return cluster.run(*command, check=False).returncode == 0
 
     try:
         munge = root / "munge"
-        subprocess.run([shutil.which("mungekey", path=SEARCH_PATH), "--create", f"--keyfile={munge / 'munge.key'}"], check=True, capture_output=True)
+        subprocess.run(
+            [shutil.which("mungekey", path=SEARCH_PATH), "--create", f"--keyfile={munge / 'munge.key'}"],
+            check=True,
+            capture_output=True,
+        )
         # --force: the key folder is private to this user, which munged would otherwise refuse for its socket.
-        start("munged", "munged", "--foreground", "--force", "--num-threads=10", f"--socket={munge / 'munge.socket'}", f"--key-file={munge / 'munge.key'}",
-              f"--pid-file={munge / 'munged.pid'}", f"--seed-file={munge / 'munged.seed'}", f"--log-file={root / 'log' / 'munged.log'}")
-        wait_for("munged", lambda: answers("munge", "-n", f"--socket={munge / 'munge.socket'}"), root / "log" / "munged.log")
+        start(
+            "munged",
+            "munged",
+            "--foreground",
+            "--force",
+            "--num-threads=10",
+            f"--socket={munge / 'munge.socket'}",
+            f"--key-file={munge / 'munge.key'}",
+            f"--pid-file={munge / 'munged.pid'}",
+            f"--seed-file={munge / 'munged.seed'}",
+            f"--log-file={root / 'log' / 'munged.log'}",
+        )
+        wait_for(
+            "munged", lambda: answers("munge", "-n", f"--socket={munge / 'munge.socket'}"), root / "log" / "munged.log"
+        )
 
         data, db_socket = root / "db" / "data", root / "db" / "mariadb.sock"
         # --user: MariaDB refuses to run as root unless told to. Its root account (slurmdbd's) has no password.
-        subprocess.run([shutil.which("mariadb-install-db", path=SEARCH_PATH), "--no-defaults", f"--datadir={data}", f"--user={user}",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                shutil.which("mariadb-install-db", path=SEARCH_PATH),
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--user={user}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+        )
         # slurmdbd warns below a 128M buffer pool and a 900 s lock wait.
-        start("mariadb", "mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={db_socket}", f"--port={ports['mariadb']}", "--bind-address=127.0.0.1",
-              f"--user={user}", f"--pid-file={root / 'db' / 'mariadb.pid'}", f"--log-error={root / 'log' / 'mariadb.log'}", "--skip-name-resolve",
-              "--innodb-buffer-pool-size=128M", "--innodb-lock-wait-timeout=900")
-        wait_for("mariadbd", lambda: answers("mariadb-admin", "--no-defaults", f"--socket={db_socket}", "--user=root", "ping"), root / "log" / "mariadb.log")
+        start(
+            "mariadb",
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={db_socket}",
+            f"--port={ports['mariadb']}",
+            "--bind-address=127.0.0.1",
+            f"--user={user}",
+            f"--pid-file={root / 'db' / 'mariadb.pid'}",
+            f"--log-error={root / 'log' / 'mariadb.log'}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=128M",
+            "--innodb-lock-wait-timeout=900",
+        )
+        wait_for(
+            "mariadbd",
+            lambda: answers("mariadb-admin", "--no-defaults", f"--socket={db_socket}", "--user=root", "ping"),
+            root / "log" / "mariadb.log",
+        )
 
         start("slurmdbd", "slurmdbd", "-D")
         wait_for("slurmdbd", lambda: answers("sacctmgr", "-n", "list", "cluster"), root / "log" / "slurmdbd.log")
         # -i: no state to recover from; slurmctld registers the cluster in slurmdbd itself.
         start("slurmctld", "slurmctld", "-D", "-i")
-        wait_for("slurmctld", lambda: "UP" in cluster.run("scontrol", "ping", check=False).stdout, root / "log" / "slurmctld.log")
+        wait_for(
+            "slurmctld",
+            lambda: "UP" in cluster.run("scontrol", "ping", check=False).stdout,
+            root / "log" / "slurmctld.log",
+        )
         start("slurmd", "slurmd", "-D", "-N", node)
-        wait_for("slurmd", lambda: cluster.run("sinfo", "-h", "-n", node, "-o", "%T", check=False).stdout.strip() == "idle", root / "log" / "slurmd.log")
+        wait_for(
+            "slurmd",
+            lambda: cluster.run("sinfo", "-h", "-n", node, "-o", "%T", check=False).stdout.strip() == "idle",
+            root / "log" / "slurmd.log",
+        )
         wait_for("sacct", lambda: answers("sacct", "-n", "-X"), root / "log" / "slurmdbd.log")
         saved = os.environ.get("SLURM_CONF")
         os.environ["SLURM_CONF"] = str(conf)  # for sacct and submitit called from the test's own process
@@ -219,11 +291,18 @@ def slurm_cluster() -> Iterator[Cluster]:
             else:
                 os.environ["SLURM_CONF"] = saved
     finally:
-        if "slurmctld" in daemons and daemons["slurmctld"].poll() is None:  # slurmctld runs: end the jobs before the daemons
+        if (
+            "slurmctld" in daemons and daemons["slurmctld"].poll() is None
+        ):  # slurmctld runs: end the jobs before the daemons
             cluster.run("scancel", f"--user={user}", check=False)
             with contextlib.suppress(RuntimeError):
                 # Until slurmd has killed every job's processes (they run in slurmstepd's sessions, not ours).
-                wait_for("no jobs left", lambda: cluster.run("squeue", "-h", check=False).stdout.strip() == "", root / "log" / "slurmctld.log", STOP_S)
+                wait_for(
+                    "no jobs left",
+                    lambda: cluster.run("squeue", "-h", check=False).stdout.strip() == "",
+                    root / "log" / "slurmctld.log",
+                    STOP_S,
+                )
         for daemon in reversed(daemons.values()):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(daemon.pid, signal.SIGTERM)

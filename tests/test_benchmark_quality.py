@@ -19,9 +19,25 @@ def test_quality_benchmark_writes_its_table(tmp_path: Path) -> None:
             cv2.imwrite(str(tmp_path / "cifar" / part / f"{i}.png"), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- quality-table:start -->\nOLD TABLE\n<!-- quality-table:end -->\nafter\n")
-    args = ["--train", str(tmp_path / "cifar" / "train"), "--root", str(tmp_path), "--out", str(tmp_path / "quality"), "--page", str(readme)]
+    args = [
+        "--train",
+        str(tmp_path / "cifar" / "train"),
+        "--root",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "quality"),
+        "--page",
+        str(readme),
+    ]
     result = subprocess.run(
-        [sys.executable, str(PROJECT / "benchmarks" / "quality.py"), *args, "--override", "trainer.epochs=1", "--write"],
+        [
+            sys.executable,
+            str(PROJECT / "benchmarks" / "quality.py"),
+            *args,
+            "--override",
+            "trainer.epochs=1",
+            "--write",
+        ],
         capture_output=True,
         text=True,
         timeout=900,

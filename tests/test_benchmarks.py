@@ -9,7 +9,17 @@ from tests.conftest import PROJECT
 def test_throughput_benchmark_measures_both_models_side_by_side() -> None:
     # Tiny sizes: this checks what the script reports, not how fast anything is.
     result = subprocess.run(
-        [sys.executable, str(PROJECT / "benchmarks" / "throughput.py"), "--images", "300", "--deep-images", "200", "--repeats", "1", "--skip-startup"],
+        [
+            sys.executable,
+            str(PROJECT / "benchmarks" / "throughput.py"),
+            "--images",
+            "300",
+            "--deep-images",
+            "200",
+            "--repeats",
+            "1",
+            "--skip-startup",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -62,16 +62,28 @@ def test_out_of_range_values_name_the_key(compose_cfg, override: str, key: str) 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["objective.metric=[val_psnr,val_ssim]"], "objective.metric has 2 metrics but objective.direction 1 directions: give one per metric"),
-        (["objective.metric=[val_psnr,val_psnr]", "objective.direction=[maximize,maximize]"], "objective.metric lists a metric twice: val_psnr, val_psnr"),
-        (["objective.metric=[val_psnr,val_accuracy]", "objective.direction=[maximize,maximize]"], "objective.metric=val_accuracy must be one of "),
+        (
+            ["objective.metric=[val_psnr,val_ssim]"],
+            "objective.metric has 2 metrics but objective.direction 1 directions: give one per metric",
+        ),
+        (
+            ["objective.metric=[val_psnr,val_psnr]", "objective.direction=[maximize,maximize]"],
+            "objective.metric lists a metric twice: val_psnr, val_psnr",
+        ),
+        (
+            ["objective.metric=[val_psnr,val_accuracy]", "objective.direction=[maximize,maximize]"],
+            "objective.metric=val_accuracy must be one of ",
+        ),
     ],
 )
 def test_several_objectives_are_checked_as_pairs(compose_cfg, overrides: list[str], message: str) -> None:
     with pytest.raises(ColorizeError, match=f"^{re.escape(message)}"):
         check(compose_cfg(*overrides))
-    assert objectives(compose_cfg("objective.metric=[val_psnr,val_loss]", "objective.direction=[maximize,minimize]")) == [
-        ("val_psnr", "maximize"), ("val_loss", "minimize")
+    assert objectives(
+        compose_cfg("objective.metric=[val_psnr,val_loss]", "objective.direction=[maximize,minimize]")
+    ) == [
+        ("val_psnr", "maximize"),
+        ("val_loss", "minimize"),
     ]
 
 
@@ -82,11 +94,16 @@ def test_folder_needs_a_root(compose_cfg, tmp_path: Path) -> None:
         check(compose_cfg("data=folder", f"data.root={tmp_path}/nowhere"))
 
 
-@pytest.mark.parametrize("override, message", [("optimizer.lr=-1", "optimizer.lr=-1.0 must be finite and > 0"), ("data=folder", "data.root is required")])
+@pytest.mark.parametrize(
+    "override, message",
+    [("optimizer.lr=-1", "optimizer.lr=-1.0 must be finite and > 0"), ("data=folder", "data.root is required")],
+)
 def test_cli_rejects_bad_values_before_any_work(tmp_path: Path, override: str, message: str) -> None:
     result = run_cli("train", tmp_path, override)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [f"colorize: error: {message}" + ("" if "lr" in message else " for data=folder (a folder of jpg/png images)")]
+    assert result.stderr.strip().splitlines() == [
+        f"colorize: error: {message}" + ("" if "lr" in message else " for data=folder (a folder of jpg/png images)")
+    ]
     assert not (tmp_path / "mlruns").exists()  # no run was started, so none is left RUNNING
 
 
@@ -121,7 +138,9 @@ def test_loss_group_builds_each_loss(compose_cfg) -> None:
 def test_model_depth_and_target_are_checked(compose_cfg) -> None:
     with pytest.raises(ColorizeError, match="^model.depth=0 must be >= 1"):
         check(compose_cfg("model=unet", "model.depth=0"))
-    with pytest.raises(ColorizeError, match="^model.depth=10 halves data.image_size=32 below 1 pixel at the bottleneck: at most 5"):
+    with pytest.raises(
+        ColorizeError, match="^model.depth=10 halves data.image_size=32 below 1 pixel at the bottleneck: at most 5"
+    ):
         check(compose_cfg("model=unet", "model.depth=10"))
     check(compose_cfg("model=unet", "model.depth=5"))  # a 1-pixel bottleneck still works
     with pytest.raises(Exception, match="model.target"):

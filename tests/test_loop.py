@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from colorize import data
-from colorize.wrapper import Colorizer
 from colorize.config import Target
 from colorize.loop import Settings, Training, train_epoch
 from colorize.models.convnet import ConvNet
+from colorize.wrapper import Colorizer
 from tests.conftest import QUICK, run_cli, runs
 
 
@@ -27,7 +27,9 @@ def patches() -> data.Images:
     ],
     ids=["fp32", "bf16", "channels_last", "compile"],
 )
-def test_training_modes_give_finite_decreasing_loss(patches: data.Images, settings: Settings, compile_model: bool) -> None:
+def test_training_modes_give_finite_decreasing_loss(
+    patches: data.Images, settings: Settings, compile_model: bool
+) -> None:
     torch.manual_seed(0)
     model = Colorizer(ConvNet(), Target.rgb)
     if settings.channels_last:
@@ -44,7 +46,9 @@ def test_training_modes_give_finite_decreasing_loss(patches: data.Images, settin
 
 @pytest.mark.slow  # kept out of the default run and CI (20-minute budget): run with -m slow
 def test_cli_bf16_channels_last_run_finishes(tmp_path: Path) -> None:
-    result = run_cli("train", tmp_path, "trainer.epochs=1", "trainer.precision=bf16", "trainer.channels_last=true", *QUICK)
+    result = run_cli(
+        "train", tmp_path, "trainer.epochs=1", "trainer.precision=bf16", "trainer.channels_last=true", *QUICK
+    )
     assert result.returncode == 0, result.stderr
     assert "precision bf16" in result.stdout
     [run] = runs(tmp_path)

@@ -55,7 +55,9 @@ def test_rarity_weights_by_hand() -> None:
     # Two bins seen, 3 pixels to 1; a sigma of 0.01 bins leaves the shares as they are.
     weights = rarity_weights(torch.tensor([[3.0, 1.0], [0.0, 0.0]]), sigma_bins=0.01, mix=0.5)
     # 1 / (0.5 p + 0.5 / 2): 1.6, 2.667 and, unseen, 4; then divided by 0.75 * 1.6 + 0.25 * 2.667 = 1.867.
-    assert weights.flatten().tolist() == pytest.approx([1.6 / 1.8667, 2.6667 / 1.8667, 4 / 1.8667, 4 / 1.8667], rel=1e-3)
+    assert weights.flatten().tolist() == pytest.approx(
+        [1.6 / 1.8667, 2.6667 / 1.8667, 4 / 1.8667, 4 / 1.8667], rel=1e-3
+    )
     assert AB_RARITY.shape == (22, 22) and AB_RARITY.min() > 0.1 and AB_RARITY.max() < 6  # finite for every colour
 
 
@@ -74,7 +76,9 @@ def test_auc_raw_and_rebalanced_by_hand() -> None:
     # is bin (11, 11); (20.5, 5) is (13, 11); (-30.3, 45.4) is (7, 15); red's (80.1, 67.2) is (19, 17).
     weight = AB_RARITY[[11, 13, 7, 19], [11, 11, 15, 17]]
     assert weight.tolist() == pytest.approx(rarity(rgb_to_lab(truth)[:, 1:]).flatten().tolist())
-    assert result["auc_rebalanced"] == pytest.approx(100 * (weight * passed).sum().item() / weight.sum().item(), abs=1e-3)
+    assert result["auc_rebalanced"] == pytest.approx(
+        100 * (weight * passed).sum().item() / weight.sum().item(), abs=1e-3
+    )
     assert weight[0] < 0.2 < 1 < weight[2]  # near-gray is common, yellow-green rarer: the rebalanced AuC is lower
     assert result["auc_rebalanced"] < result["auc"]
 
@@ -91,7 +95,9 @@ def test_auc_is_the_mean_over_thresholds_pooled_over_pixels() -> None:
     error, weight = (rgb_to_lab(pred)[:, 1:] - truth_ab).norm(dim=1), rarity(truth_ab)
     within = torch.stack([(error <= t).float() for t in range(151)])  # one pass per threshold, as defined
     assert result["auc"] == pytest.approx(100 * within.mean().item(), abs=1e-3)
-    assert result["auc_rebalanced"] == pytest.approx(100 * (within * weight).sum().item() / (151 * weight.sum().item()), abs=1e-3)
+    assert result["auc_rebalanced"] == pytest.approx(
+        100 * (within * weight).sum().item() / (151 * weight.sum().item()), abs=1e-3
+    )
     assert per_image["auc"] == pytest.approx((100 * within.mean(dim=(0, 2, 3))).tolist(), abs=1e-3)
     perfect = scores(truth, truth)
     assert perfect["auc"] == pytest.approx(100) and perfect["auc_rebalanced"] == pytest.approx(100)
@@ -119,7 +125,11 @@ def test_baselines_by_hand() -> None:
     assert result["gray_copy_colorfulness_ratio"] == 0
     # Every pixel's ab error is the colour's chroma, hypot(a, b) = 58.1: within 92 of the 151 thresholds.
     chroma = math.hypot(*skimage.color.rgb2lab(rgb[0, 0, 0] / 255)[1:])
-    assert result["gray_copy_auc"] == result["gray_copy_auc_rebalanced"] == pytest.approx(100 * (151 - math.ceil(chroma)) / 151, abs=1e-3)
+    assert (
+        result["gray_copy_auc"]
+        == result["gray_copy_auc_rebalanced"]
+        == pytest.approx(100 * (151 - math.ceil(chroma)) / 151, abs=1e-3)
+    )
     # The true L with a = b = 0 is a neutral gray; scikit-image's exact inverse gives its RGB.
     lightness = skimage.color.rgb2lab(rgb[0] / 255)[..., 0]
     neutral = skimage.color.lab2rgb(np.stack([lightness, 0 * lightness, 0 * lightness], -1))

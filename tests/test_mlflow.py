@@ -44,7 +44,9 @@ def test_a_run_is_named_logs_its_data_and_grids_and_its_registered_model_serves_
     store = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     (tmp_path / "mlruns").mkdir()
     mlflow.set_tracking_uri(store)
-    mlflow.create_experiment("colorize", artifact_location=(tmp_path / "artifacts").as_uri())  # made before the kind tag existed
+    mlflow.create_experiment(
+        "colorize", artifact_location=(tmp_path / "artifacts").as_uri()
+    )  # made before the kind tag existed
     result = run_cli("train", tmp_path, "trainer.epochs=1", *QUICK, "tracking.register=colorize")
     assert result.returncode == 0, result.stderr
     [run] = runs(tmp_path)
@@ -60,15 +62,26 @@ def test_a_run_is_named_logs_its_data_and_grids_and_its_registered_model_serves_
     version = client.get_model_version("colorize", "1")
     assert version.run_id == run.info.run_id
     client.set_registered_model_alias("colorize", "champion", "1")
-    evaluated = run_cli("evaluate", tmp_path, "checkpoint=models:/colorize/1", f"tracking.uri={store}", f"output={tmp_path}/m.json")
+    evaluated = run_cli(
+        "evaluate", tmp_path, "checkpoint=models:/colorize/1", f"tracking.uri={store}", f"output={tmp_path}/m.json"
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     (tmp_path / "photos").mkdir()
     cv2.imwrite(str(tmp_path / "photos" / "a.png"), np.full((40, 50, 3), 120, np.uint8))
-    colorized = run_cli("colorize", tmp_path, "checkpoint=models:/colorize@champion", f"tracking.uri={store}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
+    colorized = run_cli(
+        "colorize",
+        tmp_path,
+        "checkpoint=models:/colorize@champion",
+        f"tracking.uri={store}",
+        f"input={tmp_path}/photos",
+        f"output={tmp_path}/out",
+    )
     assert colorized.returncode == 0, colorized.stderr
     assert (tmp_path / "out" / "a.png").exists()
     missing = run_cli("evaluate", tmp_path, "checkpoint=models:/colorize@nobody", f"tracking.uri={store}")
-    assert missing.returncode == 1 and missing.stderr.startswith("colorize: error: checkpoint=models:/colorize@nobody: not found")
+    assert missing.returncode == 1 and missing.stderr.startswith(
+        "colorize: error: checkpoint=models:/colorize@nobody: not found"
+    )
 
     # The logged model names no "colorize" requirement and loads where colorize cannot be imported.
     model_dir = Path(mlflow.artifacts.download_artifacts("models:/colorize/1"))
@@ -77,7 +90,14 @@ def test_a_run_is_named_logs_its_data_and_grids_and_its_registered_model_serves_
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MLFLOW_TRACKING_URI": store}
-    loaded = subprocess.run([sys.executable, "-I", "-c", LOAD, "models:/colorize@champion", str(PROJECT)], capture_output=True, text=True, timeout=300, cwd=fresh, env=env)
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-c", LOAD, "models:/colorize@champion", str(PROJECT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=fresh,
+        env=env,
+    )
     print(loaded.stdout)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert "before loading: No module named 'colorize'" in loaded.stdout and "colorize imported: False" in loaded.stdout
@@ -88,13 +108,38 @@ def test_a_run_is_named_logs_its_data_and_grids_and_its_registered_model_serves_
     # what the photo command writes for it.
     photo = skimage.data.astronaut()[100:145, 150:221]  # 45 x 71
     cv2.imwrite(str(tmp_path / "photos" / "wide.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    command = run_cli("colorize", tmp_path, "checkpoint=models:/colorize@champion", f"tracking.uri={store}", f"input={tmp_path}/photos/wide.png",
-                      f"output={tmp_path}/out", "progress=false")
+    command = run_cli(
+        "colorize",
+        tmp_path,
+        "checkpoint=models:/colorize@champion",
+        f"tracking.uri={store}",
+        f"input={tmp_path}/photos/wide.png",
+        f"output={tmp_path}/out",
+        "progress=false",
+    )
     assert command.returncode == 0, command.stderr
     written = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "wide.png")), cv2.COLOR_BGR2RGB)
     port = free_port()
-    server = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/colorize@champion", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-                              cwd=fresh, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/colorize@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=fresh,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/invocations"
         for _ in range(120):
@@ -107,10 +152,15 @@ def test_a_run_is_named_logs_its_data_and_grids_and_its_registered_model_serves_
         assert answer.status_code == 200, answer.text[:1000]
         served = np.array(answer.json()["predictions"], dtype=np.uint8)
         difference = np.abs(served.astype(int) - written.astype(int))
-        print(f"request: one {photo.shape} uint8 photo as JSON; response {served.shape}; largest difference from the photo command's PNG {difference.max()} levels")
+        print(
+            f"request: one {photo.shape} uint8 photo as JSON; response {served.shape}; largest difference from the photo command's PNG {difference.max()} levels"
+        )
         assert served.shape == photo.shape and difference.max() <= 1
         wrong = requests.post(url, json={"inputs": [[0.5, 0.25]]}, timeout=60)
-        assert wrong.status_code == 400 and "expected uint8 pixel values 0-255, got float64 values" in wrong.json()["message"]
+        assert (
+            wrong.status_code == 400
+            and "expected uint8 pixel values 0-255, got float64 values" in wrong.json()["message"]
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

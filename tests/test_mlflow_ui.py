@@ -8,7 +8,9 @@ import pytest
 from docs.screenshots import RUN_TABLE, browser, chromium, experiment_url, serve, store_uri
 from tests.conftest import run_cli, runs
 
-pytestmark = pytest.mark.skipif(chromium() is None, reason="no Chromium: apt-get install chromium (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    chromium() is None, reason="no Chromium: apt-get install chromium (.ci/run installs it)"
+)
 
 TINY = ["trainer.epochs=1", "data.limit=200", "trainer.progress=false", "tracking.grid_images=2"]
 
@@ -44,6 +46,8 @@ def test_the_mlflow_ui_opens_the_experiment_on_its_named_training_runs(tmp_path:
         assert f"#/experiments/{experiment}/runs?" in address and "workflowType=machine_learning" in address, way
         for name in names:
             assert name in page, way
-        assert "Run Name" in page and "2 matching runs" in page and "sample (" in page, way  # the run table, its Dataset column
+        assert "Run Name" in page and "2 matching runs" in page and "sample (" in page, (
+            way
+        )  # the run table, its Dataset column
         assert "Overview" not in page and "Detect Issues" not in page, way  # not the GenAI overview
         assert "Model registry" in page, way  # the Model training sidebar (the GenAI one has no registry)

@@ -28,7 +28,12 @@ def test_convnet_any_batch_size(compose_cfg, batch: int) -> None:
 def test_width_scales_channels_and_hidden_units(compose_cfg) -> None:
     net = wrapper.colorizer(compose_cfg("model.width=2").model).net
     assert isinstance(net, ConvNet)
-    assert [tuple(p.shape) for p in net.parameters()][::2] == [(32, 1, 3, 3), (64, 32, 3, 3), (1024, 3136), (3072, 1024)]
+    assert [tuple(p.shape) for p in net.parameters()][::2] == [
+        (32, 1, 3, 3),
+        (64, 32, 3, 3),
+        (1024, 3136),
+        (3072, 1024),
+    ]
 
 
 def train_one_step(model: wrapper.Colorizer, gray: torch.Tensor, target: torch.Tensor) -> None:
@@ -45,8 +50,12 @@ def train_one_step(model: wrapper.Colorizer, gray: torch.Tensor, target: torch.T
 @pytest.mark.parametrize("family", ["convae", "unet"])
 @pytest.mark.parametrize("target", ["rgb", "lab"])
 @pytest.mark.parametrize("height, width", SIZES)
-def test_fully_convolutional_models_take_any_size(compose_cfg, family: str, target: str, height: int, width: int) -> None:
-    model = wrapper.colorizer(compose_cfg(f"model={family}", "model.width=4", "model.depth=3", f"model.target={target}").model)
+def test_fully_convolutional_models_take_any_size(
+    compose_cfg, family: str, target: str, height: int, width: int
+) -> None:
+    model = wrapper.colorizer(
+        compose_cfg(f"model={family}", "model.width=4", "model.depth=3", f"model.target={target}").model
+    )
     gray = torch.rand(2, 1, height, width)
     prediction = model.predict(gray)
     assert prediction.shape == (2, 3 if target == "rgb" else 2, height, width)  # lab models predict ab
@@ -96,7 +105,9 @@ def test_an_untrained_ycbcr_model_is_the_gray_copy_and_keeps_the_gray(compose_cf
 def test_a_unet_with_out_level_predicts_at_a_lower_resolution(compose_cfg) -> None:
     from colorize.data import from_rgb
 
-    model = wrapper.colorizer(compose_cfg("model=unet", "model.width=4", "model.depth=3", "model.out_level=2", "model.target=ycbcr").model)
+    model = wrapper.colorizer(
+        compose_cfg("model=unet", "model.width=4", "model.depth=3", "model.out_level=2", "model.target=ycbcr").model
+    )
     assert len(model.net.upsample) == 1 and model.net.head.in_channels == 16  # 4 -> 8 -> 16: the head at level 2
     images = from_rgb(np.random.default_rng(0).integers(0, 256, (2, 22, 29, 3), dtype=np.uint8), with_lab=False)
     prediction = model.predict(model.inputs(images))
@@ -112,7 +123,9 @@ def test_chroma_bins_encode_exactly_and_an_untrained_bins_model_is_the_gray_copy
     assert torch.allclose(target.sum(1), torch.ones(2, 5, 7))  # a distribution per pixel
     decoded = torch.einsum("nqhw,qc->nchw", target, bins.centres(16, torch.device("cpu")))
     assert torch.allclose(decoded, chroma, atol=1e-6)  # its mean is the chroma itself
-    cfg = compose_cfg("model=unet", "model.width=4", "model.target=ycbcr", "model.bins=8", "model.out_level=1", "loss=bins")
+    cfg = compose_cfg(
+        "model=unet", "model.width=4", "model.target=ycbcr", "model.bins=8", "model.out_level=1", "loss=bins"
+    )
     model = wrapper.colorizer(cfg.model).eval()
     gray = torch.rand(1, 1, 12, 20)
     with torch.no_grad():
@@ -144,13 +157,17 @@ def test_the_bins_loss_weighs_rare_colours_up_and_learns(compose_cfg) -> None:
         optimizer.step()
     model.eval()
     with torch.no_grad():  # the annealed mean lands in the right bin
-        assert (bins.read_out(model.predict(gray), 0.38).mean(dim=(0, 2, 3)) - torch.tensor([0.1, -0.2])).abs().max() < 0.07
+        assert (
+            bins.read_out(model.predict(gray), 0.38).mean(dim=(0, 2, 3)) - torch.tensor([0.1, -0.2])
+        ).abs().max() < 0.07
 
 
 def test_saturation_scales_the_colour_and_keeps_the_gray(compose_cfg) -> None:
     from colorize.color import GRAY_WEIGHTS
 
-    model = wrapper.colorizer(compose_cfg("model=unet", "model.width=4", "model.target=ycbcr", "model.saturation=1.5").model)
+    model = wrapper.colorizer(
+        compose_cfg("model=unet", "model.width=4", "model.target=ycbcr", "model.saturation=1.5").model
+    )
     gray = torch.full((1, 1, 4, 4), 0.5)
     chroma = torch.full((1, 2, 4, 4), 0.05)
     rgb = model.to_rgb(gray, chroma)

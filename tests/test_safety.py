@@ -82,7 +82,9 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Pat
         tmp.write_bytes(b"half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(ColorizeError, match=rf"cannot write {target} \(OSError: .*No space left on device\); \d+ MiB free on its disk"):
+    with pytest.raises(
+        ColorizeError, match=rf"cannot write {target} \(OSError: .*No space left on device\); \d+ MiB free on its disk"
+    ):
         atomic.write(target, full_disk)
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["report.json"]
     with pytest.raises(ColorizeError, match="it is a folder"):
@@ -115,11 +117,21 @@ def test_runs_started_together_on_a_new_folder_all_train(tmp_path: Path) -> None
     rng = np.random.default_rng(0)
     for i in range(300):
         photo(images, f"{i:03}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
-    common = ["-m", "colorize.train", f"paths.root_dir={tmp_path}", "data=folder", f"data.root={images}", "trainer.epochs=1",
-              "trainer.progress=false", "tracking.grid_images=0"]
+    common = [
+        "-m",
+        "colorize.train",
+        f"paths.root_dir={tmp_path}",
+        "data=folder",
+        f"data.root={images}",
+        "trainer.epochs=1",
+        "trainer.progress=false",
+        "tracking.grid_images=0",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    started = [subprocess.Popen([sys.executable, *common, *extra], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-               for extra in ([], [], ["data.in_memory=false", "data.workers=0"])]
+    started = [
+        subprocess.Popen([sys.executable, *common, *extra], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        for extra in ([], [], ["data.in_memory=false", "data.workers=0"])
+    ]
     for process in started:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr[-3000:]
@@ -157,13 +169,25 @@ def test_a_crafted_checkpoint_runs_no_code(tiny_checkpoint, tmp_path: Path, wher
 @pytest.mark.parametrize("content", ["a tensor", "a list", "a config that is a string"])
 def test_a_checkpoint_that_is_not_colorizes_is_one_line(tmp_path: Path, content: str) -> None:
     bogus = tmp_path / "bogus.pt"
-    torch.save({"a tensor": torch.zeros(3), "a list": [1, 2], "a config that is a string": {"model": {}, "config": "x"}}[content], bogus)
+    torch.save(
+        {"a tensor": torch.zeros(3), "a list": [1, 2], "a config that is a string": {"model": {}, "config": "x"}}[
+            content
+        ],
+        bogus,
+    )
     photo(tmp_path / "photos", "a.png", skimage.data.astronaut()[:40, :60])
-    expected = f"colorize: error: checkpoint {bogus} holds no model weights and config: it was not written by colorize.train"
+    expected = (
+        f"colorize: error: checkpoint {bogus} holds no model weights and config: it was not written by colorize.train"
+    )
     assert one_line(run_cli("evaluate", tmp_path, f"checkpoint={bogus}")) == expected
     if content != "a tensor":
         return  # the three commands read a checkpoint through one function: each is tried on one kind
-    assert one_line(run_cli("colorize", tmp_path, f"checkpoint={bogus}", f"input={tmp_path}/photos", f"output={tmp_path}/out")) == expected
+    assert (
+        one_line(
+            run_cli("colorize", tmp_path, f"checkpoint={bogus}", f"input={tmp_path}/photos", f"output={tmp_path}/out")
+        )
+        == expected
+    )
     resumed = run_cli("train", tmp_path, f"trainer.resume={bogus}", "data.limit=100", "trainer.progress=false")
     assert resumed.returncode == 1 and one_line(resumed) == expected
     assert [r.info.status for r in runs(tmp_path)] == []  # refused before any run started
@@ -178,12 +202,22 @@ def test_an_image_beyond_opencvs_pixel_limit_is_a_bad_image_like_any_other(tiny_
         photo(images, f"{i:02}.png", np.full((32, 32, 3), 10 * i, np.uint8))
     (images / "huge.png").write_bytes(huge_png())
     assert data.read_rgb(images / "huge.png") is None
-    trained = run_cli("train", tmp_path, "data=folder", f"data.root={images}", "data.on_bad_image=skip", "trainer.epochs=1",
-                      "trainer.progress=false", "tracking.grid_images=0")
+    trained = run_cli(
+        "train",
+        tmp_path,
+        "data=folder",
+        f"data.root={images}",
+        "data.on_bad_image=skip",
+        "trainer.epochs=1",
+        "trainer.progress=false",
+        "tracking.grid_images=0",
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "skipped 1 unreadable images" in trained.stderr + trained.stdout
     ckpt = tiny_checkpoint("model=convae", "model.width=4", "model.depth=2")
-    coloured = run_cli("colorize", tmp_path, f"checkpoint={ckpt}", f"input={images}", f"output={tmp_path}/out", "progress=false")
+    coloured = run_cli(
+        "colorize", tmp_path, f"checkpoint={ckpt}", f"input={images}", f"output={tmp_path}/out", "progress=false"
+    )
     assert coloured.returncode == 1 and "1 of 21 inputs were not written" in one_line(coloured)
     assert len(list((tmp_path / "out").glob("*.png"))) == 20  # the rest of the folder was coloured
 
@@ -199,32 +233,52 @@ def test_evaluate_applies_data_keys_to_the_checkpoints_own_data(tiny_checkpoint,
     "given, message",
     [
         ("tracking.uri=${no.such.key}", "colorize: error: tracking.uri: Interpolation key 'no.such.key' not found"),
-        ("tracking.uri=${oc.env:COLORIZE_UNSET}", "colorize: error: tracking.uri: Environment variable 'COLORIZE_UNSET' not found"),
+        (
+            "tracking.uri=${oc.env:COLORIZE_UNSET}",
+            "colorize: error: tracking.uri: Environment variable 'COLORIZE_UNSET' not found",
+        ),
         ("paths.root_dir=${oc.env:COLORIZE_UNSET}", "Environment variable 'COLORIZE_UNSET' not found"),
         ("tracking.experiment=", "colorize: error: tracking.experiment= must name an MLflow experiment, not be empty"),
     ],
 )
 def test_a_config_that_cannot_resolve_is_one_line(tmp_path: Path, given: str, message: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "colorize.train", f"paths.root_dir={tmp_path}", given, "data.limit=100"],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "colorize.train", f"paths.root_dir={tmp_path}", given, "data.limit=100"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 1 and message in one_line(result)
     assert not (tmp_path / "outputs").exists() or given.startswith("tracking.experiment")
 
 
 def test_ctrl_c_is_named(tmp_path: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "colorize.train", f"paths.root_dir={tmp_path}", "trainer.epochs=50", "data.limit=600"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "colorize.train", f"paths.root_dir={tmp_path}", "trainer.epochs=50", "data.limit=600"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in process.stdout:
         if "training starts" in line:
             break
     process.send_signal(signal.SIGINT)
     rest = process.communicate(timeout=120)[0]
-    assert process.returncode == cli.INTERRUPTED_EXIT and rest.strip().splitlines()[-1] == "colorize: interrupted (Ctrl-C)"
+    assert (
+        process.returncode == cli.INTERRUPTED_EXIT and rest.strip().splitlines()[-1] == "colorize: interrupted (Ctrl-C)"
+    )
 
 
 def test_a_sweep_stopped_by_sigterm_is_one_line_and_leaves_nothing_running(tmp_path: Path) -> None:
-    process = subprocess.Popen(sweep_cmd(tmp_path, "sweep=smoke", "trainer.epochs=30", "hydra.sweeper.n_trials=2"), cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        sweep_cmd(tmp_path, "sweep=smoke", "trainer.epochs=30", "hydra.sweeper.n_trials=2"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Mid-trial: its first checkpoint is written (the study is not opened from here meanwhile: a
     # second process creating the new SQLite file's tables would race the sweep's).
     while not list((tmp_path / "sweeps").rglob("last.pt")):
@@ -233,6 +287,9 @@ def test_a_sweep_stopped_by_sigterm_is_one_line_and_leaves_nothing_running(tmp_p
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == cli.INTERRUPTED_EXIT
-    assert stderr.strip().splitlines()[-1] == "hydra-optuna-async-sweeper: interrupted (signal 15)" and "Traceback" not in stderr
+    assert (
+        stderr.strip().splitlines()[-1] == "hydra-optuna-async-sweeper: interrupted (signal 15)"
+        and "Traceback" not in stderr
+    )
     assert [t.state for t in trials(tmp_path)] == [optuna.trial.TrialState.FAIL]
     assert {r.info.status for r in runs(tmp_path)} == {"KILLED"}  # the trial's run and the parent run

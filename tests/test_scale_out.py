@@ -55,21 +55,54 @@ def servers() -> Iterator[dict[str, Any]]:
     if as_postgres:
         shutil.chown(root, "postgres")
     data, pg_port, mlflow_port = root / "data", free_port(), free_port()
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {pg_port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "pg.log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "pg.log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = None
     try:
         db = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_port}"
         with psycopg.connect(f"{db}/postgres", autocommit=True) as connection:
             connection.execute("CREATE DATABASE optuna")
             connection.execute("CREATE DATABASE mlflow")
-        command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{db}/mlflow", "--artifacts-destination", str(root / "artifacts"),
-                   "--host", "127.0.0.1", "--port", str(mlflow_port)]
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"{db}/mlflow",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+        ]
         tracking = f"http://127.0.0.1:{mlflow_port}"
 
         def start_server() -> subprocess.Popen:
-            process = subprocess.Popen(command, stdout=open(root / "mlflow.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command, stdout=open(root / "mlflow.log", "a"), stderr=subprocess.STDOUT, start_new_session=True
+            )
             for _ in range(120):
                 try:
                     requests.get(f"{tracking}/health", timeout=2).raise_for_status()
@@ -88,22 +121,37 @@ def servers() -> Iterator[dict[str, Any]]:
             server = start_server()
 
         server = start_server()
-        yield {"storage": f"{db}/optuna", "tracking": tracking, "restart": restart_server, "artifacts": root / "artifacts"}
+        yield {
+            "storage": f"{db}/optuna",
+            "tracking": tracking,
+            "restart": restart_server,
+            "artifacts": root / "artifacts",
+        }
     finally:
         if server is not None:
             stop_server()
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.scale_out
-def test_workers_started_together_and_killed_at_random_finish_the_budget_once(servers: dict[str, Any], tmp_path: Path) -> None:
+def test_workers_started_together_and_killed_at_random_finish_the_budget_once(
+    servers: dict[str, Any], tmp_path: Path
+) -> None:
     """Chaos: 4 workers started at one instant on a 16-trial budget; two SIGKILLed at seeded random
     moments and started again."""
     budget, rng = 16, random.Random(0)
     command = sweep_cmd(
-        tmp_path, "sweep=smoke", "trainer.epochs=1", "data.limit=100", f"hydra.sweeper.n_trials={budget}",
-        "hydra.sweeper.heartbeat_interval=2", "hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}", f"tracking.uri={servers['tracking']}",
+        tmp_path,
+        "sweep=smoke",
+        "trainer.epochs=1",
+        "data.limit=100",
+        f"hydra.sweeper.n_trials={budget}",
+        "hydra.sweeper.heartbeat_interval=2",
+        "hydra.sweeper.storage=${oc.env:OPTUNA_STORAGE}",
+        f"tracking.uri={servers['tracking']}",
     )
     env = {**os.environ, "OPTUNA_STORAGE": servers["storage"]}
     logs: list[Path] = []
@@ -136,7 +184,9 @@ def test_workers_started_together_and_killed_at_random_finish_the_budget_once(se
     assert len({tuple(sorted(t.params.items())) for t in complete}) == budget  # no two alike
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert all(t.user_attrs.get("worker_stopped") for t in failed)  # only killed workers' trials failed
-    noticed = [(t.datetime_complete - max(at for _, at in kills if at <= t.datetime_complete)).total_seconds() for t in failed]
+    noticed = [
+        (t.datetime_complete - max(at for _, at in kills if at <= t.datetime_complete)).total_seconds() for t in failed
+    ]
 
     mlflow.set_tracking_uri(servers["tracking"])
     runs = mlflow.search_runs(experiment_names=["colorize"], output_format="list")
@@ -148,9 +198,16 @@ def test_workers_started_together_and_killed_at_random_finish_the_budget_once(se
     everything = "".join(log.read_text() for log in logs) + "".join(str(r.data.params) + str(r.data.tags) for r in runs)
     assert PASSWORD not in everything
 
-    ran = [int(line.split("this worker ran ")[1].split()[0]) for log in logs for line in log.read_text().splitlines() if "this worker ran" in line]
-    print(f"\ntrials per finishing worker {ran}; killed workers {[v for v, _ in kills]}; {len(failed)} trials FAIL, noticed "
-          f"{', '.join(f'{s:.1f}' for s in noticed)} s after the SIGKILL; {len(trials)} trials; wall {wall:.0f} s")
+    ran = [
+        int(line.split("this worker ran ")[1].split()[0])
+        for log in logs
+        for line in log.read_text().splitlines()
+        if "this worker ran" in line
+    ]
+    print(
+        f"\ntrials per finishing worker {ran}; killed workers {[v for v, _ in kills]}; {len(failed)} trials FAIL, noticed "
+        f"{', '.join(f'{s:.1f}' for s in noticed)} s after the SIGKILL; {len(trials)} trials; wall {wall:.0f} s"
+    )
 
 
 @pytest.mark.scale_out
@@ -159,15 +216,30 @@ def test_a_password_in_a_url_is_printed_and_written_nowhere(servers: dict[str, A
     two-trial sweep: not one byte of what they print or write holds either (Hydra's .hydra/ files,
     multirun.yaml, optimization_results.yaml, logs, checkpoints, artifacts), nor any param or tag."""
     tracking = servers["tracking"].replace("http://", f"http://colorize:{PASSWORD}@")
-    tiny = ["trainer.epochs=1", "data.limit=100", "trainer.progress=false", "tracking.grid_images=2", f"tracking.uri={tracking}"]
+    tiny = [
+        "trainer.epochs=1",
+        "data.limit=100",
+        "trainer.progress=false",
+        "tracking.grid_images=2",
+        f"tracking.uri={tracking}",
+    ]
     ran = run_cli("train", tmp_path, *tiny)
-    swept = sweep(tmp_path, "sweep=smoke", *tiny, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=passwords", f"hydra.sweeper.storage={servers['storage']}")
+    swept = sweep(
+        tmp_path,
+        "sweep=smoke",
+        *tiny,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.study_name=passwords",
+        f"hydra.sweeper.storage={servers['storage']}",
+    )
     for result in (ran, swept):
         assert result.returncode == 0, result.stderr[-3000:]
         assert PASSWORD not in result.stdout + result.stderr
     assert "View run" in ran.stdout + ran.stderr  # MLflow's own line, printed with the address it was given
     files = [path for folder in (tmp_path, servers["artifacts"]) for path in folder.rglob("*") if path.is_file()]
-    assert any(path.name == "optimization_results.yaml" for path in files) and any(path.name == "best.pt" for path in files)
+    assert any(path.name == "optimization_results.yaml" for path in files) and any(
+        path.name == "best.pt" for path in files
+    )
     holding = [str(path) for path in files if PASSWORD.encode() in path.read_bytes()]
     assert holding == [], holding
     mlflow.set_tracking_uri(servers["tracking"])

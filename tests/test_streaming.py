@@ -49,12 +49,21 @@ def test_streaming_trains_the_same_first_epoch(tmp_path: Path) -> None:
     photo_folder(tmp_path / "photos", 40)
     spec = source(tmp_path)
     losses = []
-    for split in (data.load_split(spec, torch.device("cpu"), False), stream.load_split(spec, torch.device("cpu"), False)):
+    for split in (
+        data.load_split(spec, torch.device("cpu"), False),
+        stream.load_split(spec, torch.device("cpu"), False),
+    ):
         torch.manual_seed(0)
-        model = wrapper.colorizer({"_target_": "colorize.models.convae.ConvAE", "width": 4, "depth": 2, "target": Target.rgb})
+        model = wrapper.colorizer(
+            {"_target_": "colorize.models.convae.ConvAE", "width": 4, "depth": 2, "target": Target.rgb}
+        )
         optimizer = torch.optim.Adam(model.parameters(), 1e-3)
         shuffle = torch.Generator().manual_seed(0)
-        losses.append(train_epoch(Training(split, model, optimizer, torch.nn.MSELoss(), Settings(8, progress=False), shuffle, epochs=1)))
+        losses.append(
+            train_epoch(
+                Training(split, model, optimizer, torch.nn.MSELoss(), Settings(8, progress=False), shuffle, epochs=1)
+            )
+        )
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
@@ -71,7 +80,10 @@ def test_streaming_follows_on_bad_image(tmp_path: Path) -> None:
 def test_augmented_batches_are_random_crops_and_flips(tmp_path: Path) -> None:
     photo_folder(tmp_path / "photos", 16, size=(72, 72))
     spec = source(tmp_path, augment="crop", image_size=64)
-    for split in (data.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)), stream.load_split(spec, torch.device("cpu"), False)):
+    for split in (
+        data.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)),
+        stream.load_split(spec, torch.device("cpu"), False),
+    ):
         assert split.val.head(3).rgb.shape == (3, 3, 64, 64)
         first, second = (next(split.train.batches(4, torch.arange(4))) for _ in range(2))
         assert first.rgb.shape == (4, 3, 64, 64) and first.gray.shape == (4, 1, 64, 64)
@@ -81,7 +93,10 @@ def test_augmented_batches_are_random_crops_and_flips(tmp_path: Path) -> None:
 def test_flip_only_mirrors_whole_images(tmp_path: Path) -> None:
     photo_folder(tmp_path / "photos", 16, size=(32, 32))
     spec = source(tmp_path, augment="flip")
-    for split in (data.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)), stream.load_split(spec, torch.device("cpu"), False)):
+    for split in (
+        data.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)),
+        stream.load_split(spec, torch.device("cpu"), False),
+    ):
         plain = next(data.load_split(source(tmp_path), torch.device("cpu"), False).train.batches(12, torch.arange(12)))
         flipped = next(split.train.batches(12, torch.arange(12)))
         mirrored = [torch.equal(f, p.flip(-1)) and not torch.equal(f, p) for f, p in zip(flipped.rgb, plain.rgb)]
@@ -99,23 +114,47 @@ def test_in_memory_auto_says_what_it_chose(tmp_path: Path, caplog: pytest.LogCap
 
 def test_a_64_pixel_folder_trains_evaluates_and_colours_end_to_end(tmp_path: Path) -> None:
     photos = photo_folder(tmp_path / "photos", 30, size=(80, 96))
-    args = ["data=folder", f"data.root={photos}", "data.image_size=64", "data.augment=crop", "data.in_memory=false", "data.workers=1",
-            "model=unet", "model.width=4", "model.depth=3", "trainer.epochs=2", "trainer.batch_size=8", "trainer.progress=false", "tracking.grid_images=2"]
+    args = [
+        "data=folder",
+        f"data.root={photos}",
+        "data.image_size=64",
+        "data.augment=crop",
+        "data.in_memory=false",
+        "data.workers=1",
+        "model=unet",
+        "model.width=4",
+        "model.depth=3",
+        "trainer.epochs=2",
+        "trainer.batch_size=8",
+        "trainer.progress=false",
+        "tracking.grid_images=2",
+    ]
     trained = run_cli("train", tmp_path, *args)
     assert trained.returncode == 0, trained.stderr
     [run] = runs(tmp_path)
-    assert run.info.status == "FINISHED" and "streaming" not in trained.stdout  # chosen by data.in_memory=false, not auto
+    assert (
+        run.info.status == "FINISHED" and "streaming" not in trained.stdout
+    )  # chosen by data.in_memory=false, not auto
     best = next(tmp_path.glob("outputs/*/*/checkpoints/best.pt"))
     evaluated = run_cli("evaluate", tmp_path, f"checkpoint={best}", f"output={tmp_path}/m.json")
     assert evaluated.returncode == 0, evaluated.stderr
-    coloured = run_cli("colorize", tmp_path, f"checkpoint={best}", f"input={photos}/c0/000.jpg", f"output={tmp_path}/out", "resolution=native")
+    coloured = run_cli(
+        "colorize",
+        tmp_path,
+        f"checkpoint={best}",
+        f"input={photos}/c0/000.jpg",
+        f"output={tmp_path}/out",
+        "resolution=native",
+    )
     assert coloured.returncode == 0, coloured.stderr
     assert cv2.imread(str(tmp_path / "out" / "000.png")).shape == (80, 96, 3)
 
 
 def torchrun(root: Path, nproc: int, *overrides: str) -> subprocess.CompletedProcess:
     args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "colorize.train", f"paths.root_dir={root}", *overrides]
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", *args], capture_output=True, text=True, timeout=600, cwd=root)
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", *args], capture_output=True, text=True, timeout=600, cwd=root
+    )
 
 
 def test_torchrun_two_processes_train_one_run(tmp_path: Path) -> None:
@@ -151,8 +190,23 @@ def test_a_sweep_trial_may_itself_run_on_two_processes(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
     trial = study.ask()
-    job = ["hydra/sweeper=optuna_async", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=s", f"hydra.sweeper.trial_id={trial._trial_id}"]
-    result = torchrun(tmp_path, 2, "model=convae", "model.width=4", "model.depth=2", "trainer.batch_size=50", "trainer.epochs=2", *QUICK, *job)
+    job = [
+        "hydra/sweeper=optuna_async",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=s",
+        f"hydra.sweeper.trial_id={trial._trial_id}",
+    ]
+    result = torchrun(
+        tmp_path,
+        2,
+        "model=convae",
+        "model.width=4",
+        "model.depth=2",
+        "trainer.batch_size=50",
+        "trainer.epochs=2",
+        *QUICK,
+        *job,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [done] = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert done.state == optuna.trial.TrialState.RUNNING  # the sweeper ends it, from what the job returns
@@ -165,7 +219,9 @@ def test_a_sweep_trial_may_itself_run_on_two_processes(tmp_path: Path) -> None:
 def test_extra_folders_join_the_train_part_only(tmp_path: Path, compose_cfg, load) -> None:
     photo_folder(tmp_path / "photos", 24)
     photo_folder(tmp_path / "more", 10, size=(70, 90))  # bigger photos: resized and cut like the rest
-    cfg = compose_cfg("data=folder", f"data.root={tmp_path / 'photos'}", f"data.extra=[{tmp_path / 'more'}]", "data.val_fraction=0.25")
+    cfg = compose_cfg(
+        "data=folder", f"data.root={tmp_path / 'photos'}", f"data.extra=[{tmp_path / 'more'}]", "data.val_fraction=0.25"
+    )
     spec = replace(data.Source.from_config(cfg.data, str(tmp_path / "cache")), workers=0)
     alone = load(replace(spec, extra=()), torch.device("cpu"), False)
     split = load(spec, torch.device("cpu"), False)

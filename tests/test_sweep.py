@@ -68,7 +68,9 @@ def test_sweep_configs_compose() -> None:
         GlobalHydra.instance().clear()
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == "hydra_plugins.hydra_optuna_async_sweeper.optuna_sweeper.OptunaSweeper"
-    assert sweeper.direction == cfg.objective.direction == "maximize" and sweeper.sampler.seed == 0  # follows the objective
+    assert (
+        sweeper.direction == cfg.objective.direction == "maximize" and sweeper.sampler.seed == 0
+    )  # follows the objective
     assert sweeper.sampler.multivariate is None and sweeper.sampler.constant_liar is True  # Optuna 5's TPE defaults
     assert sweeper.check == "colorize.config.check"
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
@@ -93,6 +95,7 @@ def test_every_sweep_config_follows_the_declared_objective(sweep: str, direction
     assert cfg.hydra.sweeper.direction == direction
     assert cfg.hydra.sweeper.metric_names == cfg.objective.metric  # the report and plots name the objective
 
+
 def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     result = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.register=colorize")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -115,7 +118,10 @@ def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     assert sorted(c.info.run_name for c in children) == ["smoke-trial-0", "smoke-trial-1", "smoke-trial-2"]
     # hydra.sweeper.register: the best trial's model is the registered model's version, alias champion.
     champion = mlflow.MlflowClient().get_model_version_by_alias("colorize", "champion")
-    assert champion.run_id == best.user_attrs["mlflow_run_id"] and parent.data.tags["best.model"] == f"models:/colorize/{champion.version}"
+    assert (
+        champion.run_id == best.user_attrs["mlflow_run_id"]
+        and parent.data.tags["best.model"] == f"models:/colorize/{champion.version}"
+    )
 
     # The printed command reproduces the best trial as a plain run.
     command = re.search(r"reproduce the best \(trial \d+\):\n  (.+)\n", result.stdout).group(1)
@@ -123,7 +129,9 @@ def test_smoke_sweep_end_to_end(tmp_path: Path) -> None:
     assert argv[:3] == [sys.executable, "-m", "colorize.train"] and "-m" not in argv[3:]  # the command as it was typed
     rerun = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    [single] = [r for r in runs(tmp_path) if r.info.run_id not in {parent.info.run_id, *(c.info.run_id for c in children)}]
+    [single] = [
+        r for r in runs(tmp_path) if r.info.run_id not in {parent.info.run_id, *(c.info.run_id for c in children)}
+    ]
     assert single.data.metrics["val_psnr"] == pytest.approx(best.value, abs=1e-4)
 
 
@@ -138,11 +146,20 @@ def test_a_two_objective_sweep_reports_its_pareto_front(tmp_path: Path) -> None:
     assert front and all(t.state == TrialState.COMPLETE and len(t.values) == 2 for t in study.trials)
 
     # The printed table: the front, each member with its two values and its own reproduce command.
-    assert f"Pareto front: {len(front)} of 4 complete trials (maximize val_psnr, maximize val_colorfulness_ratio):" in result.stdout
+    assert (
+        f"Pareto front: {len(front)} of 4 complete trials (maximize val_psnr, maximize val_colorfulness_ratio):"
+        in result.stdout
+    )
     for t in study.trials:
         row = re.search(rf"^ +{t.number} +{t.values[0]:.4f} +{t.values[1]:.4f} ", result.stdout, re.MULTILINE)
-        command = re.search(rf"^  trial {t.number}: \S+ -m colorize.train .*optimizer.lr={t.params['optimizer.lr']}", result.stdout, re.MULTILINE)
-        assert (row is not None, command is not None) == ((True, True) if t.number in front else (False, False)), t.number
+        command = re.search(
+            rf"^  trial {t.number}: \S+ -m colorize.train .*optimizer.lr={t.params['optimizer.lr']}",
+            result.stdout,
+            re.MULTILINE,
+        )
+        assert (row is not None, command is not None) == ((True, True) if t.number in front else (False, False)), (
+            t.number
+        )
 
     [parent], children = parent_and_children(tmp_path)
     assert parent.info.status == "FINISHED" and parent.data.tags["pareto.trials"] == ",".join(map(str, front))
@@ -164,10 +181,14 @@ def test_resume_continues_the_study_and_fails_a_dead_workers_trial(tmp_path: Pat
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     [parent], _ = parent_and_children(tmp_path)
     child_tags = {"mlflow.parentRunId": parent.info.run_id, "optuna.trial": "2"}
-    orphan_run = mlflow.MlflowClient().create_run(parent.info.experiment_id, tags=child_tags).info.run_id  # left RUNNING
+    orphan_run = (
+        mlflow.MlflowClient().create_run(parent.info.experiment_id, tags=child_tags).info.run_id
+    )  # left RUNNING
     orphan.set_user_attr("mlflow_run_id", orphan_run)
     time.sleep(3)
-    second = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.n_trials=4", "trainer.epochs=1", "hydra.sweeper.heartbeat_interval=1")
+    second = sweep(
+        tmp_path, "sweep=smoke", "hydra.sweeper.n_trials=4", "trainer.epochs=1", "hydra.sweeper.heartbeat_interval=1"
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     found = trials(tmp_path)
     assert [t.number for t in found] == [0, 1, 2, 3, 4]
@@ -182,7 +203,13 @@ def test_resume_continues_the_study_and_fails_a_dead_workers_trial(tmp_path: Pat
 
 @pytest.mark.slow
 def test_a_hopeless_learning_rate_is_pruned_before_its_last_epoch(tmp_path: Path) -> None:
-    median = ["sweep=smoke", "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1", "trainer.epochs=3", "trainer.batch_size=20"]
+    median = [
+        "sweep=smoke",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "trainer.epochs=3",
+        "trainer.batch_size=20",
+    ]
     good = sweep(tmp_path, *median, "hydra.sweeper.n_trials=1", "optimizer.lr=interval(1e-3, 1e-3)")
     assert good.returncode == 0, good.stderr[-3000:]
     # Adam at lr 1 drives the sigmoid outputs to 0 or 1 at once: far below any trained trial's PSNR.
@@ -200,7 +227,11 @@ def test_a_hopeless_learning_rate_is_pruned_before_its_last_epoch(tmp_path: Path
 
 @pytest.mark.slow
 def test_a_diverging_trial_is_pruned_with_its_reason_and_the_sweep_completes(tmp_path: Path) -> None:
-    grid = ["hydra/sweeper/sampler=grid", "optimizer.lr=choice(1e-3, 1e20)", "model.width=1"]  # two trials, one of each lr
+    grid = [
+        "hydra/sweeper/sampler=grid",
+        "optimizer.lr=choice(1e-3, 1e20)",
+        "model.width=1",
+    ]  # two trials, one of each lr
     result = sweep(tmp_path, "sweep=smoke", *grid, "trainer.epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     by_lr = {t.params["optimizer.lr"]: t for t in trials(tmp_path)}
@@ -213,7 +244,13 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_sweep_completes(tmp
 
 
 def test_a_value_every_trial_would_reject_stops_the_sweep_before_any_trial(tmp_path: Path) -> None:
-    result = sweep(tmp_path, "sweep=smoke", "hydra.sweeper.max_failure_rate=0.5", "hydra.sweeper.n_trials=2", "model.width=choice(0)")
+    result = sweep(
+        tmp_path,
+        "sweep=smoke",
+        "hydra.sweeper.max_failure_rate=0.5",
+        "hydra.sweeper.n_trials=2",
+        "model.width=choice(0)",
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
         "hydra-optuna-async-sweeper: error: the sweep cannot start: model.width=0 must be >= 1 "
@@ -227,7 +264,13 @@ def test_concurrent_sweeps_and_n_jobs_share_one_study(tmp_path: Path) -> None:
     # Three workers on one storage: a command with n_jobs=2 and a second command.
     common = ["sweep=smoke", "hydra.sweeper.n_trials=6", "trainer.epochs=1"]
     processes = [
-        subprocess.Popen(sweep_cmd(tmp_path, *common, *extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+        subprocess.Popen(
+            sweep_cmd(tmp_path, *common, *extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+        )
         for extra in (["hydra.sweeper.n_jobs=2"], [])
     ]
     outputs = [p.communicate(timeout=900)[0] for p in processes]
@@ -247,10 +290,14 @@ def test_concurrent_sweeps_and_n_jobs_share_one_study(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "override, named",
     [
-        ("tracking.uri=http://user:secret@127.0.0.1:9",
-         "hydra-optuna-async-sweeper: error: hydra.sweeper.mlflow.tracking_uri=http://user:***@127.0.0.1:9: no MLflow server answers"),
-        ("hydra.sweeper.storage=postgresql://user:secret@127.0.0.1:9/optuna",
-         "hydra-optuna-async-sweeper: error: Optuna storage postgresql://user:***@127.0.0.1:9/optuna: "),
+        (
+            "tracking.uri=http://user:secret@127.0.0.1:9",
+            "hydra-optuna-async-sweeper: error: hydra.sweeper.mlflow.tracking_uri=http://user:***@127.0.0.1:9: no MLflow server answers",
+        ),
+        (
+            "hydra.sweeper.storage=postgresql://user:secret@127.0.0.1:9/optuna",
+            "hydra-optuna-async-sweeper: error: Optuna storage postgresql://user:***@127.0.0.1:9/optuna: ",
+        ),
     ],
 )
 def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path, override: str, named: str) -> None:
@@ -262,11 +309,16 @@ def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path, 
 
 @pytest.mark.parametrize(
     "launcher, target",
-    [("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
-     ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")],
+    [
+        ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ],
 )
 def test_shipped_launcher_configs_compose(tmp_path: Path, launcher: str, target: str) -> None:
-    pytest.importorskip(f"hydra_plugins.hydra_{'joblib' if launcher == 'joblib' else 'submitit'}_launcher", reason="pip install -e '.[distributed]'")
+    pytest.importorskip(
+        f"hydra_plugins.hydra_{'joblib' if launcher == 'joblib' else 'submitit'}_launcher",
+        reason="pip install -e '.[distributed]'",
+    )
     result = run_cli("train", tmp_path, "sweep=smoke", f"launcher={launcher}", "--cfg", "hydra")
     assert result.returncode == 0, result.stderr
     assert f"_target_: {target}" in result.stdout

@@ -10,11 +10,11 @@ from typing import Any, Callable, Iterator
 import optuna
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.callbacks import Callbacks
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
-from hydra._internal.callbacks import Callbacks
 from optuna.trial import TrialState
 
 from colorize import secrets
@@ -96,10 +96,17 @@ def make_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         loader = GlobalHydra.instance().config_loader()
 
         def make(*overrides: str, task: Task = lr_score, sweep: str = "smoke") -> Any:
-            given = [*([f"sweep={sweep}"] if sweep else []), f"paths.root_dir={tmp_path}", "hydra.sweep.dir=" + str(tmp_path / "sweeps" / "run"), *overrides]
+            given = [
+                *([f"sweep={sweep}"] if sweep else []),
+                f"paths.root_dir={tmp_path}",
+                "hydra.sweep.dir=" + str(tmp_path / "sweeps" / "run"),
+                *overrides,
+            ]
             cfg = compose("train", given, return_hydra_config=True)
             context = HydraContext(config_loader=loader, callbacks=Callbacks(cfg))
-            sweeper = Plugins.instance().instantiate_sweeper(hydra_context=context, task_function=lambda c: None, config=cfg)
+            sweeper = Plugins.instance().instantiate_sweeper(
+                hydra_context=context, task_function=lambda c: None, config=cfg
+            )
             sweeper.sweeper.launcher = Launcher(task)
             return Command(sweeper, [o for o in given if not o.startswith("hydra")])
 
@@ -116,7 +123,9 @@ def study(root: Path, name: str = "smoke") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{root}/sweeps/optuna.db")
 
 
-def run_together(sweepers: list[Any], monkeypatch: pytest.MonkeyPatch, arguments: tuple[str, ...] = ()) -> list[BaseException | None]:
+def run_together(
+    sweepers: list[Any], monkeypatch: pytest.MonkeyPatch, arguments: tuple[str, ...] = ()
+) -> list[BaseException | None]:
     """Each sweeper in its thread; every one has opened the study before any asks its first trial."""
     barrier = threading.Barrier(len(sweepers))
     passed: set[int] = set()
@@ -146,7 +155,9 @@ def run_together(sweepers: list[Any], monkeypatch: pytest.MonkeyPatch, arguments
     return errors
 
 
-def test_workers_started_together_on_a_seeded_study_propose_distinct_values(tmp_path: Path, make_worker, monkeypatch) -> None:
+def test_workers_started_together_on_a_seeded_study_propose_distinct_values(
+    tmp_path: Path, make_worker, monkeypatch
+) -> None:
     # Four commands of the SLURM-array recipe: all worker 0, sampler.seed 0, started at one instant.
     workers = [make_worker("hydra.sweeper.n_trials=4") for _ in range(4)]
     assert run_together(workers, monkeypatch) == [None] * 4
@@ -172,7 +183,10 @@ def test_a_running_trial_that_never_beat_is_failed_and_the_sweep_ends(tmp_path: 
     created.set_user_attr("mlflow_parent_run_id", "parent-run")  # the dead worker created the study and its parent run
     orphan = created.ask()
     with sqlite3.connect(tmp_path / "sweeps" / "optuna.db") as db:
-        db.execute("UPDATE trials SET datetime_start = datetime(datetime_start, '-60 seconds') WHERE trial_id = ?", (orphan._trial_id,))
+        db.execute(
+            "UPDATE trials SET datetime_start = datetime(datetime_start, '-60 seconds') WHERE trial_id = ?",
+            (orphan._trial_id,),
+        )
     thread = threading.Thread(target=worker.sweep, args=([],), daemon=True)
     thread.start()
     thread.join(timeout=60)
@@ -209,7 +223,9 @@ def test_a_requeued_trial_is_not_failed_when_asked_again(tmp_path: Path, make_wo
             pass
         return lr_score(params)
 
-    asker = make_worker("hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1", task=task_while_the_other_looks)
+    asker = make_worker(
+        "hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1", task=task_while_the_other_looks
+    )
     other = make_worker("hydra.sweeper.n_trials=1", "hydra.sweeper.heartbeat_interval=1")
     other_thread = threading.Thread(target=other.sweep, args=([],), daemon=True)
     monkeypatch.setattr("time.sleep", sleep_noting)
@@ -269,10 +285,15 @@ def test_two_first_workers_close_the_parent_run_once(tmp_path: Path, make_worker
     "override, expected",
     [
         ("model.width=tag(log, interval(0.5, 2.5))", "hydra-optuna-async-sweeper: error: the sweep cannot start: "),
-        ("optimizer.lr=-1", "hydra-optuna-async-sweeper: error: the sweep cannot start: optimizer.lr=-1.0 must be finite and > 0 (hydra.sweeper.check=colorize.config.check at "),
+        (
+            "optimizer.lr=-1",
+            "hydra-optuna-async-sweeper: error: the sweep cannot start: optimizer.lr=-1.0 must be finite and > 0 (hydra.sweeper.check=colorize.config.check at ",
+        ),
     ],
 )
-def test_a_value_no_trial_can_use_stops_the_sweep_before_the_first(tmp_path: Path, make_worker, override: str, expected: str) -> None:
+def test_a_value_no_trial_can_use_stops_the_sweep_before_the_first(
+    tmp_path: Path, make_worker, override: str, expected: str
+) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker().sweep([override])
     assert str(stopped.value).startswith(expected) and "\n" not in str(stopped.value)
@@ -285,7 +306,9 @@ def test_passwords_are_masked_in_errors_and_multirun_yaml(tmp_path: Path, make_w
     assert secrets.mask("postgresql://:secret@host/db") == "postgresql://:***@host/db"
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.storage=postgresql://:secret@127.0.0.1:9/optuna").sweep([])
-    assert str(stopped.value).startswith("hydra-optuna-async-sweeper: error: Optuna storage postgresql://:***@127.0.0.1:9/optuna: ")
+    assert str(stopped.value).startswith(
+        "hydra-optuna-async-sweeper: error: Optuna storage postgresql://:***@127.0.0.1:9/optuna: "
+    )
     assert "secret" not in str(stopped.value)
     saved = (tmp_path / "sweeps" / "run" / "multirun.yaml").read_text()
     assert "secret" not in saved and "postgresql://:***@127.0.0.1:9/optuna" in saved
@@ -312,33 +335,57 @@ SAMPLER_SETTINGS = {
 
 @pytest.mark.parametrize(
     "sampler, objectives",
-    [(sampler, n) for sampler in SAMPLER_SETTINGS for n in (1, 2) if (sampler, n) != ("cmaes", 2)],  # refused: the test below
+    [
+        (sampler, n) for sampler in SAMPLER_SETTINGS for n in (1, 2) if (sampler, n) != ("cmaes", 2)
+    ],  # refused: the test below
 )
-def test_every_sampler_searches_the_smoke_space_seeded(tmp_path: Path, make_worker, sampler: str, objectives: int) -> None:
-    chosen = [f"hydra/sweeper/sampler={sampler}", "hydra.sweeper.sampler.seed=3", "hydra.sweeper.n_trials=4", *SAMPLER_SETTINGS[sampler]]
+def test_every_sampler_searches_the_smoke_space_seeded(
+    tmp_path: Path, make_worker, sampler: str, objectives: int
+) -> None:
+    chosen = [
+        f"hydra/sweeper/sampler={sampler}",
+        "hydra.sweeper.sampler.seed=3",
+        "hydra.sweeper.n_trials=4",
+        *SAMPLER_SETTINGS[sampler],
+    ]
     chosen += TWO_OBJECTIVES if objectives == 2 else []
     for name in ("a", "b"):
-        worker = make_worker(*chosen, f"hydra.sweeper.study_name={name}", task=lr_and_width if objectives == 2 else lr_score)
+        worker = make_worker(
+            *chosen, f"hydra.sweeper.study_name={name}", task=lr_and_width if objectives == 2 else lr_score
+        )
         worker.sweep(["optimizer.lr=choice(1e-3,3e-3)", "model.width=choice(1,2)"] if sampler == "grid" else [])
     found = [study(tmp_path, name).get_trials() for name in ("a", "b")]
     assert [t.state for t in found[0]] == [TrialState.COMPLETE] * 4
-    assert len({tuple(sorted(t.params.items())) for t in found[0]}) == 4  # no point tried twice (the grid has exactly 4)
+    assert (
+        len({tuple(sorted(t.params.items())) for t in found[0]}) == 4
+    )  # no point tried twice (the grid has exactly 4)
     assert [t.params for t in found[0]] == [t.params for t in found[1]]  # the seed makes it reproducible
 
 
 @pytest.mark.parametrize(
     "settings, arguments, line",
     [
-        (["hydra/sweeper/sampler=cmaes", *TWO_OBJECTIVES], [],
-         "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) optimises one objective, not 2: use nsgaii, tpe or gp"),
-        (["hydra/sweeper/sampler=cmaes"], ["optimizer.lr=choice(1e-3,3e-3)", "model.width=choice(1,2)"],
-         "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) searches numeric params only, and every param here is a choice "
-         "(optimizer.lr, model.width): each would be drawn at random; use tpe, gp or grid"),
-        (["hydra/sweeper/pruner=median", *TWO_OBJECTIVES], [],
-         "hydra/sweeper/pruner: Optuna cannot prune a study of 2 objectives; use hydra/sweeper/pruner=none"),
+        (
+            ["hydra/sweeper/sampler=cmaes", *TWO_OBJECTIVES],
+            [],
+            "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) optimises one objective, not 2: use nsgaii, tpe or gp",
+        ),
+        (
+            ["hydra/sweeper/sampler=cmaes"],
+            ["optimizer.lr=choice(1e-3,3e-3)", "model.width=choice(1,2)"],
+            "hydra/sweeper/sampler=cmaes (optuna.samplers.CmaEsSampler) searches numeric params only, and every param here is a choice "
+            "(optimizer.lr, model.width): each would be drawn at random; use tpe, gp or grid",
+        ),
+        (
+            ["hydra/sweeper/pruner=median", *TWO_OBJECTIVES],
+            [],
+            "hydra/sweeper/pruner: Optuna cannot prune a study of 2 objectives; use hydra/sweeper/pruner=none",
+        ),
     ],
 )
-def test_a_sampler_that_cannot_search_the_study_stops_with_one_line(tmp_path: Path, make_worker, settings: list[str], arguments: list[str], line: str) -> None:
+def test_a_sampler_that_cannot_search_the_study_stops_with_one_line(
+    tmp_path: Path, make_worker, settings: list[str], arguments: list[str], line: str
+) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker(*settings).sweep(arguments)
     assert str(stopped.value) == f"hydra-optuna-async-sweeper: error: {line}"
@@ -355,9 +402,13 @@ def test_patience_ends_the_study_and_a_larger_budget_counts_anew(tmp_path: Path,
     reason = "2 finished trials in a row did not improve on trial 0's 1 (hydra.sweeper.stop.patience=2)"
     assert f"stopped before n_trials: {reason}" in capsys.readouterr().out
     assert stopping.kept(study(tmp_path)) == {"reason": reason, "n_trials": 20, "finished": 3}
-    make_worker("hydra.sweeper.n_trials=20", task=constant).sweep([])  # the same budget, no stop settings: the decision stands
+    make_worker("hydra.sweeper.n_trials=20", task=constant).sweep(
+        []
+    )  # the same budget, no stop settings: the decision stands
     assert len(study(tmp_path).get_trials()) == 3 and reason in capsys.readouterr().out
-    make_worker("hydra.sweeper.n_trials=21", "hydra.sweeper.stop.patience=2", task=constant).sweep([])  # a larger budget goes on
+    make_worker("hydra.sweeper.n_trials=21", "hydra.sweeper.stop.patience=2", task=constant).sweep(
+        []
+    )  # a larger budget goes on
     assert len(study(tmp_path).get_trials()) == 5
 
 
@@ -371,7 +422,10 @@ def test_a_target_ends_the_study_at_the_first_trial_that_reaches_it(tmp_path: Pa
 
 def test_two_workers_stop_on_the_decision_kept_in_the_study(tmp_path: Path, make_worker, monkeypatch) -> None:
     # One worker has the rule; the other, started without it (another machine's command), stops too.
-    workers = [make_worker("hydra.sweeper.n_trials=30", "hydra.sweeper.stop.patience=3", task=constant), make_worker("hydra.sweeper.n_trials=30", task=constant)]
+    workers = [
+        make_worker("hydra.sweeper.n_trials=30", "hydra.sweeper.stop.patience=3", task=constant),
+        make_worker("hydra.sweeper.n_trials=30", task=constant),
+    ]
     assert run_together(workers, monkeypatch) == [None, None]
     found = study(tmp_path).get_trials()
     complete = [t for t in found if t.state == TrialState.COMPLETE]
@@ -379,13 +433,19 @@ def test_two_workers_stop_on_the_decision_kept_in_the_study(tmp_path: Path, make
     # The rule's worker looks after each of its trials, while the other may have run several: the
     # decision counts 4 or more, and after that count only the other's trial in flight then, and one
     # it asked before the decision was kept, finish.
-    assert "finished trials in a row did not improve" in decision["reason"] and decision["reason"].endswith("(hydra.sweeper.stop.patience=3)")
+    assert "finished trials in a row did not improve" in decision["reason"] and decision["reason"].endswith(
+        "(hydra.sweeper.stop.patience=3)"
+    )
     assert 4 <= decision["finished"] <= len(complete) <= decision["finished"] + 2
-    assert all(t.state in (TrialState.COMPLETE, TrialState.WAITING) for t in found)  # WAITING: asked as the study stopped
+    assert all(
+        t.state in (TrialState.COMPLETE, TrialState.WAITING) for t in found
+    )  # WAITING: asked as the study stopped
     assert Parent.events.count("end FINISHED") == 1
 
 
-def test_a_trial_asked_just_after_another_worker_stopped_the_study_is_not_run(tmp_path: Path, make_worker, monkeypatch) -> None:
+def test_a_trial_asked_just_after_another_worker_stopped_the_study_is_not_run(
+    tmp_path: Path, make_worker, monkeypatch
+) -> None:
     # The other worker keeps its stop decision between this worker's look at the study and its ask,
     # then finds nothing running and closes the parent: this worker must not run a trial after that.
     worker = make_worker("hydra.sweeper.n_trials=5", task=constant)
@@ -394,7 +454,9 @@ def test_a_trial_asked_just_after_another_worker_stopped_the_study_is_not_run(tm
     def ask_after_the_decision(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
         if stopping.kept(self) is None:
             stopping.keep(self, "another worker's rule", n_trials=5, finished=0)
-            assert claim(optuna.storages.RDBStorage(storage_url(tmp_path)), self._study_id, f"{CLOSED}.0")  # and closed the parent
+            assert claim(
+                optuna.storages.RDBStorage(storage_url(tmp_path)), self._study_id, f"{CLOSED}.0"
+            )  # and closed the parent
         return ask(self, *args, **kwargs)
 
     monkeypatch.setattr(optuna.Study, "ask", ask_after_the_decision)
@@ -406,7 +468,10 @@ def test_a_trial_asked_just_after_another_worker_stopped_the_study_is_not_run(tm
 def test_stop_settings_need_one_objective(tmp_path: Path, make_worker) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.stop.patience=3", *TWO_OBJECTIVES).sweep([])
-    assert str(stopped.value) == "hydra-optuna-async-sweeper: error: hydra.sweeper.stop needs one objective: patience and target compare one value, and this study has 2"
+    assert (
+        str(stopped.value)
+        == "hydra-optuna-async-sweeper: error: hydra.sweeper.stop needs one objective: patience and target compare one value, and this study has 2"
+    )
 
 
 def test_enqueued_settings_run_first_and_once_across_a_resume(tmp_path: Path, make_worker) -> None:
@@ -426,12 +491,20 @@ def test_enqueued_settings_run_first_and_once_across_a_resume(tmp_path: Path, ma
 @pytest.mark.parametrize(
     "given, line",
     [
-        ("[{model.depth:2}]", "hydra.sweeper.enqueue[0]: model.depth is not searched (the space: optimizer.lr, model.width)"),
-        ("[{optimizer.lr:1e-3},{model.width:3}]", "hydra.sweeper.enqueue[1]: model.width=3 is outside its search space IntDistribution(high=2, log=False, low=1, step=1)"),
+        (
+            "[{model.depth:2}]",
+            "hydra.sweeper.enqueue[0]: model.depth is not searched (the space: optimizer.lr, model.width)",
+        ),
+        (
+            "[{optimizer.lr:1e-3},{model.width:3}]",
+            "hydra.sweeper.enqueue[1]: model.width=3 is outside its search space IntDistribution(high=2, log=False, low=1, step=1)",
+        ),
         ("[{optimizer.lr:1e-3},{optimizer.lr:2e-3}]", "hydra.sweeper.enqueue holds 2 settings, more than n_trials=1"),
     ],
 )
-def test_enqueued_settings_outside_the_space_stop_with_one_line(tmp_path: Path, make_worker, given: str, line: str) -> None:
+def test_enqueued_settings_outside_the_space_stop_with_one_line(
+    tmp_path: Path, make_worker, given: str, line: str
+) -> None:
     with pytest.raises(SystemExit) as stopped:
         make_worker("hydra.sweeper.n_trials=1", f"hydra.sweeper.enqueue={given}").sweep([])
     assert str(stopped.value) == f"hydra-optuna-async-sweeper: error: {line}"

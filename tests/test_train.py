@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from colorize import atomic, checkpoint, tracking
-from colorize.wrapper import Colorizer
 from colorize.config import Target
-from colorize.errors import ColorizeError
 from colorize.data import Images, Split
+from colorize.errors import ColorizeError
 from colorize.loop import Settings, Training, fit
+from colorize.wrapper import Colorizer
 from tests.conftest import QUICK, run_cli, runs
 
 
@@ -32,9 +32,25 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     [run] = runs(tmp_path)
     assert run.info.status == "FINISHED"
     client = mlflow.MlflowClient()
-    for key in ("train_loss", "val_loss", "val_psnr", "val_psnr_per_image", "val_ssim", "val_colorfulness_ratio", "val_auc", "val_auc_rebalanced", "epoch_seconds"):
+    for key in (
+        "train_loss",
+        "val_loss",
+        "val_psnr",
+        "val_psnr_per_image",
+        "val_ssim",
+        "val_colorfulness_ratio",
+        "val_auc",
+        "val_auc_rebalanced",
+        "epoch_seconds",
+    ):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
-    for key in ("val_gray_copy_psnr", "val_gray_copy_ssim", "val_gray_copy_auc_rebalanced", "val_lab_zero_ab_psnr", "val_lab_zero_ab_psnr_per_image"):
+    for key in (
+        "val_gray_copy_psnr",
+        "val_gray_copy_ssim",
+        "val_gray_copy_auc_rebalanced",
+        "val_lab_zero_ab_psnr",
+        "val_lab_zero_ab_psnr_per_image",
+    ):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0], key  # once
     train_loss = [m.value for m in client.get_metric_history(run.info.run_id, "train_loss")]
     val_loss = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
@@ -54,7 +70,9 @@ def test_train_end_to_end_leaves_a_complete_mlflow_run(tmp_path: Path) -> None:
     assert state["epoch"] == 2 and state["config"]["trainer"]["epochs"] == 2
     # The run's URI is enough to evaluate it: its checkpoint artifact holds weights and config.
     store = f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db"
-    evaluated = run_cli("evaluate", tmp_path, f"checkpoint=runs:/{run.info.run_id}/model", store, f"output={tmp_path}/m.json")
+    evaluated = run_cli(
+        "evaluate", tmp_path, f"checkpoint=runs:/{run.info.run_id}/model", store, f"output={tmp_path}/m.json"
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "gray_copy" in evaluated.stdout and (tmp_path / "m.json").exists()
 
@@ -114,9 +132,21 @@ class NaNModel(nn.Module):
 
 
 def test_diverging_loss_stops_with_a_clear_error() -> None:
-    images = Images(torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4))
+    images = Images(
+        torch.zeros(8, 1, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.zeros(8, 3, 4, 4)
+    )
     model = Colorizer(NaNModel(), Target.rgb)
-    epochs = fit(Training(Split(images, images), model, torch.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss(), Settings(4, progress=False), torch.Generator(), epochs=3))
+    epochs = fit(
+        Training(
+            Split(images, images),
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            nn.MSELoss(),
+            Settings(4, progress=False),
+            torch.Generator(),
+            epochs=3,
+        )
+    )
     with pytest.raises(ColorizeError, match="diverged: train loss is nan at epoch 1"):
         next(epochs)
 
@@ -129,8 +159,13 @@ def test_hydra_help_lists_every_group_option(tmp_path: Path) -> None:
     assert "experiment: best_cpu, best_photo, convae, seed, unet" in result.stdout
     # Keys with their default and meaning, from the schemas' comments; no internal schema/* groups.
     assert "schema/" not in result.stdout
-    assert any(line.startswith("optimizer.lr") and "0.001  # learning rate" in line for line in result.stdout.splitlines())
-    assert any(line.startswith("model.out_level") and "0  # Decoder levels left out" in line for line in result.stdout.splitlines())
+    assert any(
+        line.startswith("optimizer.lr") and "0.001  # learning rate" in line for line in result.stdout.splitlines()
+    )
+    assert any(
+        line.startswith("model.out_level") and "0  # Decoder levels left out" in line
+        for line in result.stdout.splitlines()
+    )
 
 
 def test_every_key_in_the_reference_has_a_meaning() -> None:
@@ -150,7 +185,9 @@ def test_cosine_schedule_decays_the_lr_and_resume_follows_it(tmp_path: Path) -> 
     cosine = ["trainer.lr_schedule=cosine", *QUICK]
     assert run_cli("train", straight, "trainer.epochs=2", *cosine).returncode == 0
     [run] = runs(straight)
-    assert [m.value for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "lr")] == pytest.approx([1e-3, 5e-4])
+    assert [m.value for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "lr")] == pytest.approx(
+        [1e-3, 5e-4]
+    )
     assert run_cli("train", first, "trainer.epochs=1", *cosine).returncode == 0
     last = next(first.glob("outputs/*/*/checkpoints/last.pt"))
     assert run_cli("train", resumed, "trainer.epochs=2", f"trainer.resume={last}", *cosine).returncode == 0
@@ -204,9 +241,15 @@ def test_grid_images_zero_means_no_grids(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("tracking.uri=http://127.0.0.1:9", "tracking.uri=http://127.0.0.1:9: no MLflow server answers (ConnectionError)"),
+        (
+            "tracking.uri=http://127.0.0.1:9",
+            "tracking.uri=http://127.0.0.1:9: no MLflow server answers (ConnectionError)",
+        ),
         ("trainer.device=meta", "trainer.device=meta is not a device to train on (auto, cpu, cuda, cuda:N, mps)"),
-        ("model=convae model.width=2 trainer.batch_size=2 data.image_size=1024", "data.image_size=1024 is larger than the sample photos (300 px at most): use data=folder for bigger images"),
+        (
+            "model=convae model.width=2 trainer.batch_size=2 data.image_size=1024",
+            "data.image_size=1024 is larger than the sample photos (300 px at most): use data=folder for bigger images",
+        ),
     ],
 )
 def test_run_edges_are_one_line(tmp_path: Path, override: str, message: str) -> None:
@@ -219,7 +262,9 @@ def test_a_model_too_big_for_memory_is_refused_before_it_is_built() -> None:
     from colorize import parts
 
     config = {"_target_": "colorize.models.unet.UNet", "width": 1000, "depth": 3, "target": "rgb"}
-    with pytest.raises(ColorizeError, match=r"^the model does not fit: [\d,]+ parameters and about [\d.]+ GiB to train"):
+    with pytest.raises(
+        ColorizeError, match=r"^the model does not fit: [\d,]+ parameters and about [\d.]+ GiB to train"
+    ):
         parts.check_fits(config, 32, 100, torch.device("cpu"))
     parts.check_fits({**config, "width": 8}, 32, 100, torch.device("cpu"))
 
@@ -243,7 +288,9 @@ def test_sigterm_ends_the_run_killed_with_one_line(tmp_path: Path) -> None:
     assert run.info.status == "KILLED"
 
 
-def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "checkpoints" / "last.pt"
     first = {"model": {}, "config": {"model": {}}, "epoch": 1}
     checkpoint.write(first, path)
@@ -255,8 +302,13 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path: Pat
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(ColorizeError) as failed:
         checkpoint.write({**first, "epoch": 2}, path)
-    assert re.fullmatch(rf"cannot write {re.escape(str(path))} \(RuntimeError: \[enforce fail .*80720\); \d+ MiB free on its disk", str(failed.value))
-    assert checkpoint.read(path)["epoch"] == 1 and os.listdir(path.parent) == ["last.pt"]  # the old one kept, no half file
+    assert re.fullmatch(
+        rf"cannot write {re.escape(str(path))} \(RuntimeError: \[enforce fail .*80720\); \d+ MiB free on its disk",
+        str(failed.value),
+    )
+    assert checkpoint.read(path)["epoch"] == 1 and os.listdir(path.parent) == [
+        "last.pt"
+    ]  # the old one kept, no half file
 
     def interrupted(state: dict, file: Path) -> None:
         raise KeyboardInterrupt

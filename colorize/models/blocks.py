@@ -42,7 +42,9 @@ class Encoder(nn.Module):
         self.depth = depth
         self.channels = [width * 2**level for level in range(depth + 1)]
         self.stem = block(1, self.channels[0])
-        self.down = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), block(self.channels[i], self.channels[i + 1])) for i in range(depth))
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.MaxPool2d(2), block(self.channels[i], self.channels[i + 1])) for i in range(depth)
+        )
 
     def forward(self, gray: torch.Tensor) -> list[torch.Tensor]:
         """(B, 1, H, W) -> each level's features, full resolution first, the bottleneck last; H and W

@@ -12,7 +12,9 @@ class ConvAE(nn.Module):
         self.encoder = Encoder(width, depth)
         channels = self.encoder.channels
         self.up = nn.ModuleList(
-            nn.Sequential(nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2), block(channels[i], channels[i]))
+            nn.Sequential(
+                nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2), block(channels[i], channels[i])
+            )
             for i in reversed(range(depth))
         )
         self.head = nn.Conv2d(channels[0], out_channels, 1)

@@ -15,7 +15,11 @@ from pathlib import Path
 import page
 
 PLUGIN = Path(__file__).resolve().parents[1]
-LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], "submitit_local": ["hydra/launcher=submitit_local"]}
+LAUNCHERS = {
+    "basic": [],
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "submitit_local": ["hydra/launcher=submitit_local"],
+}
 
 
 def at_once(spans: list[tuple[float, float]]) -> int:
@@ -29,12 +33,30 @@ def at_once(spans: list[tuple[float, float]]) -> int:
 
 def row(launcher: str, storage: str, pruner: str) -> str:
     work = Path(tempfile.mkdtemp(prefix="matrix-"))
-    given = [f"hydra.sweeper.storage=sqlite:///{work}/study.db", "hydra.sweeper.study_name=m"] if storage == "sqlite" else []
+    given = (
+        [f"hydra.sweeper.storage=sqlite:///{work}/study.db", "hydra.sweeper.study_name=m"]
+        if storage == "sqlite"
+        else []
+    )
     config = ["--config-name=config"] if pruner == "median" else ["--config-name=unpruned"]  # tests/apps/conf
     done = subprocess.run(
-        [sys.executable, "tests/apps/pruned.py", "--multirun", *config, f"hydra.sweep.dir={work}", *LAUNCHERS[launcher], "hydra.sweeper.n_jobs=2",
-         "step_s=0.3", f"record={work}/spans.txt", f"report={pruner == 'median'}", *given],
-        cwd=PLUGIN, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "tests/apps/pruned.py",
+            "--multirun",
+            *config,
+            f"hydra.sweep.dir={work}",
+            *LAUNCHERS[launcher],
+            "hydra.sweeper.n_jobs=2",
+            "step_s=0.3",
+            f"record={work}/spans.txt",
+            f"report={pruner == 'median'}",
+            *given,
+        ],
+        cwd=PLUGIN,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     head = f"{launcher:<15} {storage:<7} {pruner:<7}"
     if done.returncode != 0:
@@ -54,8 +76,13 @@ def main() -> None:
             lines.append(row(launcher, storage, pruner))
             print(lines[-1], flush=True)
     if args.write:
-        page.write(args.write, "Trials at once and pruning, by launcher and storage", "\n".join(lines),
-                   "8 trials of tests/apps/pruned.py (5 steps of 0.3 s), hydra.sweeper.n_jobs=2.")
+        page.write(
+            args.write,
+            "Trials at once and pruning, by launcher and storage",
+            "\n".join(lines),
+            "8 trials of tests/apps/pruned.py (5 steps of 0.3 s), hydra.sweeper.n_jobs=2.",
+        )
+
 
 if __name__ == "__main__":
     main()

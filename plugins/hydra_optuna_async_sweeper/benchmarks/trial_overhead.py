@@ -23,7 +23,7 @@ from pathlib import Path
 
 import page
 
-APP = '''
+APP = """
 import hydra
 from omegaconf import DictConfig
 
@@ -35,7 +35,7 @@ def sphere(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sphere()
-'''
+"""
 CONFIG = """
 defaults:
   - override hydra/sweeper: {sweeper}
@@ -70,8 +70,13 @@ def official_python(folder: Path) -> str:
 def wall(python: str, app: Path, n_trials: int, extra: list[str], work: Path) -> float:
     sweep_dir = Path(tempfile.mkdtemp(dir=work))
     started = time.perf_counter()
-    subprocess.run([python, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.n_trials={n_trials}", *extra],
-                   check=True, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [python, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.n_trials={n_trials}", *extra],
+        check=True,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -92,11 +97,20 @@ def main() -> None:
     settings = {
         "hydra-optuna-sweeper 1.3.0, in memory": (official, "official", lambda run: []),
         "this sweeper, in memory": (sys.executable, "ours", lambda run: []),
-        "this sweeper, SQLite": (sys.executable, "ours", lambda run: [f"hydra.sweeper.storage=sqlite:///{work}/sqlite.db", f"hydra.sweeper.study_name={run}"]),
-        "this sweeper, SQLite + MLflow parent": (sys.executable, "ours", lambda run: [
-            f"hydra.sweeper.storage=sqlite:///{work}/parent.db", f"hydra.sweeper.study_name={run}",
-            f"hydra.sweeper.mlflow.tracking_uri=sqlite:///{work}/mlflow.db",
-        ]),
+        "this sweeper, SQLite": (
+            sys.executable,
+            "ours",
+            lambda run: [f"hydra.sweeper.storage=sqlite:///{work}/sqlite.db", f"hydra.sweeper.study_name={run}"],
+        ),
+        "this sweeper, SQLite + MLflow parent": (
+            sys.executable,
+            "ours",
+            lambda run: [
+                f"hydra.sweeper.storage=sqlite:///{work}/parent.db",
+                f"hydra.sweeper.study_name={run}",
+                f"hydra.sweeper.mlflow.tracking_uri=sqlite:///{work}/mlflow.db",
+            ],
+        ),
     }
     per_trial: dict[str, list[float]] = {name: [] for name in settings}
     for round_ in range(args.rounds + 1):  # round 0 warms up
@@ -106,14 +120,20 @@ def main() -> None:
             if round_ > 0:
                 per_trial[name].append((large - small) / (args.large - args.small))
     base = statistics.median(per_trial["this sweeper, in memory"])
-    lines = [f"seconds per trial of an instant objective ({args.large} vs {args.small} trials, median of {args.rounds} rounds)",
-             f"{'setting':<40} {'s/trial':>8} {'vs ours in memory':>18}"]
+    lines = [
+        f"seconds per trial of an instant objective ({args.large} vs {args.small} trials, median of {args.rounds} rounds)",
+        f"{'setting':<40} {'s/trial':>8} {'vs ours in memory':>18}",
+    ]
     for name, values in per_trial.items():
         lines.append(f"{name:<40} {statistics.median(values):>8.3f} {statistics.median(values) / base:>17.2f}x")
     print("\n".join(lines))
     if args.write:
-        page.write(args.write, "What a trial costs", "\n".join(lines),
-                   f"Python {platform.python_version()}; the official plugin in a venv of its own ({' '.join(OFFICIAL)}).")
+        page.write(
+            args.write,
+            "What a trial costs",
+            "\n".join(lines),
+            f"Python {platform.python_version()}; the official plugin in a venv of its own ({' '.join(OFFICIAL)}).",
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ def _mlflow() -> Any:
     try:
         import mlflow
     except ImportError:
-        raise SweeperError("hydra.sweeper.mlflow.tracking_uri needs mlflow: pip install 'hydra-optuna-async-sweeper[mlflow]'") from None
+        raise SweeperError(
+            "hydra.sweeper.mlflow.tracking_uri needs mlflow: pip install 'hydra-optuna-async-sweeper[mlflow]'"
+        ) from None
     return mlflow
 
 
@@ -60,7 +62,9 @@ def check_server(uri: str, attempts: int = 3) -> None:
             return
         except requests.RequestException as error:
             failure = error
-    raise SweeperError(f"hydra.sweeper.mlflow.tracking_uri={mask(uri)}: no MLflow server answers ({type(failure).__name__})")
+    raise SweeperError(
+        f"hydra.sweeper.mlflow.tracking_uri={mask(uri)}: no MLflow server answers ({type(failure).__name__})"
+    )
 
 
 def experiment_id(client: Any, name: str, uri: str) -> str:
@@ -69,7 +73,11 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
     mlflow = _mlflow()
     found = client.get_experiment_by_name(name)
     if found is None:
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri() if uri.startswith("sqlite:///") else None
+        location = (
+            (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+            if uri.startswith("sqlite:///")
+            else None
+        )
         try:
             client.create_experiment(name, artifact_location=location)
         except mlflow.exceptions.MlflowException:  # another worker created it first
@@ -84,7 +92,9 @@ def find(uri: str, experiment: str, study: str) -> Optional[str]:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`optuna.study` = '{study}'", order_by=["attributes.start_time ASC"])
+    runs = client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`optuna.study` = '{study}'", order_by=["attributes.start_time ASC"]
+    )
     parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     return parents[0].info.run_id if parents else None
 
@@ -104,12 +114,16 @@ class ParentRun:
         self.run_id = run_id
 
     @classmethod
-    def create(cls, uri: str, experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> "ParentRun":
+    def create(
+        cls, uri: str, experiment: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]
+    ) -> "ParentRun":
         mlflow = _mlflow()
         uri = connect(uri)
         try:
             client = mlflow.MlflowClient(uri)
-            run = client.create_run(experiment_id(client, experiment, uri), run_name=run_name, tags={k: mask(v) for k, v in tags.items()})
+            run = client.create_run(
+                experiment_id(client, experiment, uri), run_name=run_name, tags={k: mask(v) for k, v in tags.items()}
+            )
         except mlflow.exceptions.MlflowException as error:
             raise SweeperError(f"hydra.sweeper.mlflow.tracking_uri={mask(uri)}: {mask(one_line(error))}") from None
         parent = cls(uri, run.info.run_id)
@@ -135,8 +149,14 @@ class ParentRun:
         for key, value in tags.items():
             self.client.set_tag(run_id, key, mask(value))
 
-    def summary(self, metrics: Mapping[str, float], tags: Mapping[str, str], figures: Mapping[str, Any], texts: Mapping[str, str],
-                children: Optional[Mapping[str, Mapping[str, str]]] = None) -> None:
+    def summary(
+        self,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        figures: Mapping[str, Any],
+        texts: Mapping[str, str],
+        children: Optional[Mapping[str, Mapping[str, str]]] = None,
+    ) -> None:
         """The sweep's results on the parent run; `children`: tags for child runs, by run id."""
         import matplotlib.pyplot as plt
 
@@ -157,7 +177,9 @@ class ParentRun:
         pointed at it; the version, or None when the run logged no model."""
         mlflow = _mlflow()
         run = self.client.get_run(run_id)
-        logged = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list")
+        logged = mlflow.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+        )
         if not logged:
             return None
         version = mlflow.register_model(logged[0].model_uri, name).version

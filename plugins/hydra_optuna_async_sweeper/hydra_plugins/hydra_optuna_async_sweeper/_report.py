@@ -78,8 +78,15 @@ def results(study: optuna.Study) -> Optional[dict[str, Any]]:
         members = front(study)
         if not members:
             return None
-        solutions = [{"number": t.number, "params": t.params, "values": t.values, "command": command(t.params)} for t in members]
-        return {"name": "optuna", "study": study.study_name, "metric_names": objective_names(study), "solutions": solutions}
+        solutions = [
+            {"number": t.number, "params": t.params, "values": t.values, "command": command(t.params)} for t in members
+        ]
+        return {
+            "name": "optuna",
+            "study": study.study_name,
+            "metric_names": objective_names(study),
+            "solutions": solutions,
+        }
     ranked = best_first(study)
     if not ranked:
         return None
@@ -144,7 +151,14 @@ def print_rows(trials: list[FrozenTrial], names: list[str]) -> None:
     rows = [["trial", *names, *keys, "seconds"]]
     for t in trials:
         seconds = (t.datetime_complete - t.datetime_start).total_seconds()
-        rows.append([str(t.number), *(f"{v:.4f}" for v in t.values), *(f"{t.params.get(k, '')}" for k in keys), f"{seconds:.0f}"])
+        rows.append(
+            [
+                str(t.number),
+                *(f"{v:.4f}" for v in t.values),
+                *(f"{t.params.get(k, '')}" for k in keys),
+                f"{seconds:.0f}",
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths)))

@@ -20,8 +20,8 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from hydra_plugins.hydra_optuna_async_sweeper import _space as search_space
-from hydra_plugins.hydra_optuna_async_sweeper.config import MOTPE_REMOVED
 from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError, one_line
+from hydra_plugins.hydra_optuna_async_sweeper.config import MOTPE_REMOVED
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -47,13 +47,19 @@ class Sampler(BaseSampler):
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return self.sampler.infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return self.sampler.sample_relative(study, trial, space)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: BaseDistribution
+    ) -> Any:
         return self.sampler.sample_independent(study, trial, name, distribution)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Optional[Sequence[float]]) -> None:
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Optional[Sequence[float]]
+    ) -> None:
         self.sampler.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
@@ -71,7 +77,9 @@ def check_fit(target: str, space: dict[str, BaseDistribution], n_objectives: int
     if name != "CmaEsSampler":
         return  # tpe, random, gp, qmc, nsgaii, nsgaiii take any space and any number of objectives; grid: grid_values
     if n_objectives > 1:
-        raise SweeperError(f"hydra/sweeper/sampler=cmaes ({target}) optimises one objective, not {n_objectives}: use nsgaii, tpe or gp")
+        raise SweeperError(
+            f"hydra/sweeper/sampler=cmaes ({target}) optimises one objective, not {n_objectives}: use nsgaii, tpe or gp"
+        )
     if space and all(isinstance(d, CategoricalDistribution) for d in space.values()):
         choices = ", ".join(space)
         raise SweeperError(

@@ -39,7 +39,9 @@ def distribution(override: Override) -> Optional[BaseDistribution]:
     raise SweeperError(f"{override.input_line}: the Optuna sweeper cannot sample this")
 
 
-def parse(params: dict, arguments: list[str], parser: OverridesParser) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+def parse(
+    params: dict, arguments: list[str], parser: OverridesParser
+) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
     """The sweep's params, then the command line (later wins): the space searched, and the fixed
     overrides every trial gets."""
     space: dict[str, BaseDistribution] = {}
@@ -87,11 +89,15 @@ def enqueued(points: list[Any], space: dict[str, BaseDistribution]) -> list[dict
     checked = []
     for index, point in enumerate(points):
         if not isinstance(point, dict):
-            raise SweeperError(f"hydra.sweeper.enqueue[{index}]={point!r}: give a dict of params, e.g. {{optimizer.lr: 1e-3}}")
+            raise SweeperError(
+                f"hydra.sweeper.enqueue[{index}]={point!r}: give a dict of params, e.g. {{optimizer.lr: 1e-3}}"
+            )
         typed = {}
         for key, value in point.items():
             if key not in space:
-                raise SweeperError(f"hydra.sweeper.enqueue[{index}]: {key} is not searched (the space: {', '.join(space)})")
+                raise SweeperError(
+                    f"hydra.sweeper.enqueue[{index}]: {key} is not searched (the space: {', '.join(space)})"
+                )
             dist = space[key]
             if isinstance(dist, FloatDistribution) and isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = float(value)
@@ -100,7 +106,9 @@ def enqueued(points: list[Any], space: dict[str, BaseDistribution]) -> list[dict
             except (ValueError, TypeError):
                 inside = False
             if not inside or (isinstance(dist, IntDistribution) and not isinstance(value, int)):
-                raise SweeperError(f"hydra.sweeper.enqueue[{index}]: {key}={value!r} is outside its search space {dist}")
+                raise SweeperError(
+                    f"hydra.sweeper.enqueue[{index}]: {key}={value!r} is outside its search space {dist}"
+                )
             typed[key] = value
         checked.append(typed)
     return checked

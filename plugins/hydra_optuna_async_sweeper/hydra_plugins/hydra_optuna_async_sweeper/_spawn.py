@@ -74,25 +74,41 @@ def pin_this_process(devices: list[str], threads: Optional[int]) -> None:
         return
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
-        log.warning("CUDA is already initialised in this process: worker 0 keeps all %d devices, the other workers one each", len(devices))
+        log.warning(
+            "CUDA is already initialised in this process: worker 0 keeps all %d devices, the other workers one each",
+            len(devices),
+        )
         return
     os.environ[VISIBLE] = device
     log.info("worker 0 on CUDA device %s", device)
 
 
 def start(
-    n_jobs: int, sweep_dir: Path, context: HydraContext, config: DictConfig, task: TaskFunction, arguments: list[str], devices: list[str], threads: Optional[int]
+    n_jobs: int,
+    sweep_dir: Path,
+    context: HydraContext,
+    config: DictConfig,
+    task: TaskFunction,
+    arguments: list[str],
+    devices: list[str],
+    threads: Optional[int],
 ) -> list[subprocess.Popen]:
     """n_jobs - 1 more processes running this sweep's worker loop on the same study, each on its
     device of `devices` (device_for) when there are several, and with `threads` CPU threads."""
     payload = sweep_dir / PAYLOAD
     job = cloudpickle.dumps((context, config, task, Singleton.get_state(), arguments, sys.orig_argv, sys.argv))
     payload.touch(mode=0o600)
-    payload.write_bytes(cloudpickle.dumps((sys.path, job)))  # the path first: unpickling the job imports the task's modules
+    payload.write_bytes(
+        cloudpickle.dumps((sys.path, job))
+    )  # the path first: unpickling the job imports the task's modules
     processes = []
     for worker in range(1, n_jobs):
         device = device_for(worker, devices)
-        environment = {**os.environ, **({} if threads is None else {THREADS: str(threads)}), **({} if device is None else {VISIBLE: device})}
+        environment = {
+            **os.environ,
+            **({} if threads is None else {THREADS: str(threads)}),
+            **({} if device is None else {VISIBLE: device}),
+        }
         processes.append(subprocess.Popen([sys.executable, "-m", __name__, str(payload), str(worker)], env=environment))
     placed = "" if device_for(0, devices) is None else f", each on one of {len(devices)} CUDA devices"
     log.info("started %d more worker processes%s", len(processes), placed)
@@ -102,7 +118,9 @@ def start(
 def main(payload: str, worker: int) -> None:
     path, job = cloudpickle.loads(Path(payload).read_bytes())
     sys.path[:] = path  # the task's own imports resolve as in the first process
-    context, config, task, state, arguments, sys.orig_argv, sys.argv = cloudpickle.loads(job)  # the first process's command, for the report
+    context, config, task, state, arguments, sys.orig_argv, sys.argv = cloudpickle.loads(
+        job
+    )  # the first process's command, for the report
     Singleton.set_state(state)
     OmegaConf.set_readonly(config, False)
     config.hydra.sweeper.worker = worker

@@ -58,10 +58,7 @@ class Rule:
             elif index >= since:
                 stale += 1
         if best is not None and self.patience is not None and stale >= self.patience:
-            return (
-                f"{stale} finished trials in a row did not improve on trial {best.number}'s {best.value:.6g} "
-                f"(hydra.sweeper.stop.patience={self.patience})"
-            )
+            return f"{stale} finished trials in a row did not improve on trial {best.number}'s {best.value:.6g} (hydra.sweeper.stop.patience={self.patience})"
         return None
 
 
@@ -71,7 +68,9 @@ def kept(study: optuna.Study) -> Optional[dict[str, Any]]:
 
 
 def keep(study: optuna.Study, reason: str, n_trials: int, finished: int) -> None:
-    study._storage.set_study_system_attr(study._study_id, KEY, {"reason": reason, "n_trials": n_trials, "finished": finished})
+    study._storage.set_study_system_attr(
+        study._study_id, KEY, {"reason": reason, "n_trials": n_trials, "finished": finished}
+    )
 
 
 def standing(study: optuna.Study, n_trials: int) -> Optional[str]:

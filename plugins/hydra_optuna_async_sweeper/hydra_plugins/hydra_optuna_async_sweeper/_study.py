@@ -74,7 +74,13 @@ def finite(values: Values) -> Optional[list[float]]:
     return floats if all(math.isfinite(v) for v in floats) else None
 
 
-def settle(storage: optuna.storages.BaseStorage, trial_id: int, state: TrialState, reason: Optional[str] = None, stopped: bool = False) -> bool:
+def settle(
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    state: TrialState,
+    reason: Optional[str] = None,
+    stopped: bool = False,
+) -> bool:
     """A trial's end from any process, without the sampler: FAIL with a one-line reason (stopped: its
     worker or job was lost, not the trial), or WAITING (back to the queue for a later ask). False
     when another worker ended it first: a finished trial is never changed."""
@@ -94,7 +100,9 @@ def settle(storage: optuna.storages.BaseStorage, trial_id: int, state: TrialStat
     return True
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: Values = None, reason: Optional[str] = None) -> tuple[TrialState, Optional[list[float]]]:
+def tell(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, values: Values = None, reason: Optional[str] = None
+) -> tuple[TrialState, Optional[list[float]]]:
     """The end of a trial its worker launched, through Optuna's own tell: the sampler's after_trial
     runs (a sampler's constraints_func is recorded there) before the state is stored; a PRUNED trial
     keeps its last reported value. A value that is not finite is a FAIL. A trial another worker
@@ -106,7 +114,9 @@ def tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: Va
         if reason:
             study._storage.set_trial_user_attr(trial._trial_id, REASON, reason)
         # Study.tell less its final read of the trial (a round trip a trial): Optuna's own tell.
-        told, stored, _ = _tell_with_warning(study, trial, floats if state == TrialState.COMPLETE else None, state, skip_if_finished=True)
+        told, stored, _ = _tell_with_warning(
+            study, trial, floats if state == TrialState.COMPLETE else None, state, skip_if_finished=True
+        )
         return told, stored
     except optuna.exceptions.UpdateFinishedTrialError:
         frozen = study._storage.get_trial(trial._trial_id)
@@ -144,12 +154,16 @@ def tally(study: optuna.Study, below: Optional[int] = None) -> Tally:
     else:
         trials, attrs = models.TrialModel.__table__.c, models.TrialUserAttributeModel.__table__.c
         lost = sqlalchemy.exists().where(attrs.trial_id == trials.trial_id, attrs.key == STOPPED)
-        query = sqlalchemy.select(trials.state, lost.label("lost"), sqlalchemy.func.count()).where(trials.study_id == study._study_id)
+        query = sqlalchemy.select(trials.state, lost.label("lost"), sqlalchemy.func.count()).where(
+            trials.study_id == study._study_id
+        )
         if below is not None:
             query = query.where(trials.number < below)
         with database.engine.connect() as connection:
             rows = connection.execute(query.group_by(trials.state, "lost")).all()
-        by_state = Counter({(state.name if hasattr(state, "name") else str(state), bool(lost)): n for state, lost, n in rows})
+        by_state = Counter(
+            {(state.name if hasattr(state, "name") else str(state), bool(lost)): n for state, lost, n in rows}
+        )
     failed = by_state[("FAIL", False)]
     run = by_state[("COMPLETE", False)] + by_state[("PRUNED", False)] + failed
     return Tally(run=run, running=by_state[("RUNNING", False)], failed=failed)
@@ -195,8 +209,13 @@ def rdb(storage: optuna.storages.BaseStorage) -> Optional[optuna.storages.RDBSto
     return inner if isinstance(inner, optuna.storages.RDBStorage) else None
 
 
-def fail_stale(storage: optuna.storages.BaseStorage, study_id: int, grace_s: float, on_lost: Callable[[FrozenTrial], None],
-               now: Callable[[], datetime] = datetime.now) -> None:
+def fail_stale(
+    storage: optuna.storages.BaseStorage,
+    study_id: int,
+    grace_s: float,
+    on_lost: Callable[[FrozenTrial], None],
+    now: Callable[[], datetime] = datetime.now,
+) -> None:
     """FAIL each RUNNING trial older than grace_s whose last heartbeat, if it has one, is older too.
     Its start is compared on this machine's clock (Optuna writes it with the asking worker's clock),
     its heartbeat on the database's, which wrote it. A re-asked trial starts anew, so its old
@@ -208,7 +227,11 @@ def fail_stale(storage: optuna.storages.BaseStorage, study_id: int, grace_s: flo
     trials, beats = models.TrialModel.__table__.c, models.TrialHeartbeatModel.__table__.c
     query = (
         sqlalchemy.select(trials.trial_id, trials.datetime_start, beats.heartbeat, sqlalchemy.func.now())
-        .select_from(models.TrialModel.__table__.outerjoin(models.TrialHeartbeatModel.__table__, beats.trial_id == trials.trial_id))
+        .select_from(
+            models.TrialModel.__table__.outerjoin(
+                models.TrialHeartbeatModel.__table__, beats.trial_id == trials.trial_id
+            )
+        )
         .where(trials.study_id == study_id, trials.state == TrialState.RUNNING.name)
     )
     with database.engine.connect() as connection:
@@ -218,7 +241,13 @@ def fail_stale(storage: optuna.storages.BaseStorage, study_id: int, grace_s: flo
         db_now = db_now.replace(tzinfo=None) if isinstance(db_now, datetime) else datetime.fromisoformat(str(db_now))
         if started is None or local_now - started <= grace or (beat is not None and db_now - beat <= grace):
             continue
-        if settle(storage, trial_id, TrialState.FAIL, reason=f"its worker stopped: no heartbeat for {grace_s:g} s", stopped=True):
+        if settle(
+            storage,
+            trial_id,
+            TrialState.FAIL,
+            reason=f"its worker stopped: no heartbeat for {grace_s:g} s",
+            stopped=True,
+        ):
             on_lost(storage.get_trial(trial_id))
 
 

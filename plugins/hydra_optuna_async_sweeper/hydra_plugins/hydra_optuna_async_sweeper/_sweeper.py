@@ -42,7 +42,16 @@ from hydra_plugins.hydra_optuna_async_sweeper import _stopping as stopping
 from hydra_plugins.hydra_optuna_async_sweeper import _workers as workers
 from hydra_plugins.hydra_optuna_async_sweeper import trial
 from hydra_plugins.hydra_optuna_async_sweeper._errors import INTERRUPTED_EXIT, NAME, SweeperError, mask, one_line
-from hydra_plugins.hydra_optuna_async_sweeper._study import PARENT_RUN, PRUNER, REASON, RUN, claim, open_storage, settle, tell
+from hydra_plugins.hydra_optuna_async_sweeper._study import (
+    PARENT_RUN,
+    PRUNER,
+    REASON,
+    RUN,
+    claim,
+    open_storage,
+    settle,
+    tell,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,9 @@ PARENT_WAIT_S = 60  # how long a worker waits for the creating worker to store t
 CLOSED = "parent_closed"  # study claim prefix: the one worker that closes the parent run
 ADOPTED = "parent_adopted"  # study claim: who makes the parent when its creator died
 ENQUEUED = "enqueued"  # study claim: hydra.sweeper.enqueue was done; trial user attribute: an enqueued trial
-LOST_IN_A_ROW = 3  # jobs the launcher loses one after another (sbatch refuses, a worker pool dies) before the sweep stops
+LOST_IN_A_ROW = (
+    3  # jobs the launcher loses one after another (sbatch refuses, a worker pool dies) before the sweep stops
+)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -60,10 +71,26 @@ def _interrupt(signum: int, frame: object) -> None:
 
 class OptunaSweeperImpl(Sweeper):
     def __init__(
-        self, sampler: Any, pruner: Any, direction: Any, storage: Optional[str], study_name: Optional[str], n_trials: int, n_jobs: int,
-        max_failure_rate: float, params: Optional[DictConfig], heartbeat_interval: int, worker: int, custom_search_space: Optional[str] = None,
-        mlflow: Optional[DictConfig] = None, check: Optional[str] = None, register: Optional[str] = None, trial_id: Optional[int] = None,
-        metric_names: Optional[Any] = None, stop: Optional[DictConfig] = None, enqueue: Optional[ListConfig] = None,
+        self,
+        sampler: Any,
+        pruner: Any,
+        direction: Any,
+        storage: Optional[str],
+        study_name: Optional[str],
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: Optional[DictConfig],
+        heartbeat_interval: int,
+        worker: int,
+        custom_search_space: Optional[str] = None,
+        mlflow: Optional[DictConfig] = None,
+        check: Optional[str] = None,
+        register: Optional[str] = None,
+        trial_id: Optional[int] = None,
+        metric_names: Optional[Any] = None,
+        stop: Optional[DictConfig] = None,
+        enqueue: Optional[ListConfig] = None,
     ) -> None:  # hydra.sweeper's keys, as Hydra instantiates the plugin (config.py); trial_id is a job's own
         self.sampler_config, self.pruner_config = sampler, pruner
         given = direction if isinstance(direction, (list, tuple, ListConfig)) else [direction]
@@ -82,12 +109,16 @@ class OptunaSweeperImpl(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
-        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
         self.in_process = isinstance(self.launcher, BasicLauncher)
 
     def sweep(self, arguments: list[str]) -> None:
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM (scancel, kill) ends trials and the parent run as Ctrl-C does
+            signal.signal(
+                signal.SIGTERM, _interrupt
+            )  # a SIGTERM (scancel, kill) ends trials and the parent run as Ctrl-C does
         try:
             self._sweep(arguments)
         except SweeperError as error:
@@ -103,7 +134,9 @@ class OptunaSweeperImpl(Sweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         searched, fixed = space.parse(dict(self.params), arguments, parser)
         if not searched and extend is None:
-            log.warning("nothing to search (no hydra.sweeper.params, no sweep on the command line): each trial runs the same config")
+            log.warning(
+                "nothing to search (no hydra.sweeper.params, no sweep on the command line): each trial runs the same config"
+            )
         sampler.check_fit(self.sampler_config._target_, searched, len(self.directions))
         first = space.enqueued(self.enqueue, searched)
         if len(first) > self.n_trials:
@@ -116,28 +149,51 @@ class OptunaSweeperImpl(Sweeper):
         storage = optuna.storages.InMemoryStorage() if self.storage_url is None else open_storage(self.storage_url)
         study, created = self._study(storage, searched)
         name = study.study_name
-        if first and claim(study._storage, study._study_id, ENQUEUED):  # once per study, whichever worker or rerun comes first
+        if first and claim(
+            study._storage, study._study_id, ENQUEUED
+        ):  # once per study, whichever worker or rerun comes first
             for point in first:
                 study.enqueue_trial(point, user_attrs={ENQUEUED: True})
             log.info("study %s: %d enqueued settings go first", name, len(first))
         if self.storage_url is None:
             trial.MEMORY[name] = (os.getpid(), study._storage)  # jobs in this process reach it through trial.current()
         budget = workers.Budget(self.n_trials, self.max_failure_rate, self.heartbeat_interval, self.rule)
-        make_worker = lambda: workers.Worker(self._worker_study(study, searched), searched, budget, self._lost, None if extend is None else (lambda asked: extend(self.config, asked)))  # noqa: E731
+
+        def make_worker() -> workers.Worker:
+            extended = None if extend is None else (lambda asked: extend(self.config, asked))
+            return workers.Worker(self._worker_study(study, searched), searched, budget, self._lost, extended)
+
         finished = sum(map(workers.counted, study.get_trials(deepcopy=False)))
         parent, reopened_from = self._parent_run(study, created, searched, fixed, will_run=finished < self.n_trials)
         self.parent = parent
-        log.info("study %s in %s: %d of %d trials run; sweep dir %s", name, "memory" if self.storage_url is None else mask(self.storage_url),
-                 finished, self.n_trials, sweep_dir)
+        log.info(
+            "study %s in %s: %d of %d trials run; sweep dir %s",
+            name,
+            "memory" if self.storage_url is None else mask(self.storage_url),
+            finished,
+            self.n_trials,
+            sweep_dir,
+        )
         processes: list = []
         status = "FAILED"
         try:
             if self.in_process and self.worker == 0 and self.n_jobs > 1:
                 devices, threads = spawn.cuda_devices(), spawn.thread_share(self.n_jobs)
                 spawn.pin_this_process(devices, threads)
-                processes = spawn.start(self.n_jobs, sweep_dir, self.hydra_context, self.config, self.task_function, arguments, devices, threads)
+                processes = spawn.start(
+                    self.n_jobs,
+                    sweep_dir,
+                    self.hydra_context,
+                    self.config,
+                    self.task_function,
+                    arguments,
+                    devices,
+                    threads,
+                )
             threads_here = 1 if self.in_process else self.n_jobs
-            mine = self._run_workers([make_worker() for _ in range(threads_here)], lambda asked: self._run_one(study, asked, fixed))
+            mine = self._run_workers(
+                [make_worker() for _ in range(threads_here)], lambda asked: self._run_one(study, asked, fixed)
+            )
             for process in processes:
                 process.wait()
             status = "FINISHED"
@@ -154,7 +210,11 @@ class OptunaSweeperImpl(Sweeper):
                 self._close(parent, reopened_from, study, status)
         if self.worker == 0:
             report.print_table(study, sweep_dir, self.n_trials)
-        log.info("this worker ran %d trials: %s", sum(mine.values()), ", ".join(f"{n} {s.name}" for s, n in mine.items()) or "none")
+        log.info(
+            "this worker ran %d trials: %s",
+            sum(mine.values()),
+            ", ".join(f"{n} {s.name}" for s, n in mine.items()) or "none",
+        )
         failed = [p.args for p in processes if p.returncode != 0]
         if failed:
             raise SweeperError(f"{len(failed)} of {len(processes)} worker processes failed (see their output above)")
@@ -212,7 +272,8 @@ class OptunaSweeperImpl(Sweeper):
             log.warning(
                 "hydra.sweeper.n_jobs=%d: the basic launcher runs each job in this process and an in-memory study lives in it alone, "
                 "so trials run one at a time; set hydra.sweeper.storage for %d worker processes, or use hydra/launcher=joblib",
-                self.n_jobs, self.n_jobs,
+                self.n_jobs,
+                self.n_jobs,
             )
             self.n_jobs = 1
         if self.metric_names is not None and len(self.metric_names) != len(self.directions):
@@ -227,9 +288,13 @@ class OptunaSweeperImpl(Sweeper):
                 f"{len(self.directions)} objectives has a Pareto front instead: register a front member yourself"
             )
         if self.register is not None and self.mlflow is None:
-            raise SweeperError(f"hydra.sweeper.register={self.register} registers a model in MLflow: set hydra.sweeper.mlflow.tracking_uri")
+            raise SweeperError(
+                f"hydra.sweeper.register={self.register} registers a model in MLflow: set hydra.sweeper.mlflow.tracking_uri"
+            )
         if len(self.directions) > 1 and prunes:
-            raise SweeperError(f"hydra/sweeper/pruner: Optuna cannot prune a study of {len(self.directions)} objectives; use hydra/sweeper/pruner=none")
+            raise SweeperError(
+                f"hydra/sweeper/pruner: Optuna cannot prune a study of {len(self.directions)} objectives; use hydra/sweeper/pruner=none"
+            )
 
     def _extender(self) -> Optional[Callable[[DictConfig, optuna.Trial], None]]:
         """hydra.sweeper.custom_search_space, as hydra-optuna-sweeper resolves it: a leading dot names a
@@ -239,9 +304,13 @@ class OptunaSweeperImpl(Sweeper):
         try:
             return get_method(self.custom_search_space.lstrip("."))
         except Exception as error:
-            raise SweeperError(f"hydra.sweeper.custom_search_space={self.custom_search_space}: {one_line(error)}") from None
+            raise SweeperError(
+                f"hydra.sweeper.custom_search_space={self.custom_search_space}: {one_line(error)}"
+            ) from None
 
-    def _check_points(self, searched: dict[str, BaseDistribution], fixed: dict[str, str], first: list[dict[str, Any]]) -> None:
+    def _check_points(
+        self, searched: dict[str, BaseDistribution], fixed: dict[str, str], first: list[dict[str, Any]]
+    ) -> None:
         """Compose the job config at the space's edges and at the enqueued settings with the fixed
         overrides, as the launcher will, and pass it to hydra.sweeper.check: a value no trial can use
         stops the sweep before the first."""
@@ -257,7 +326,9 @@ class OptunaSweeperImpl(Sweeper):
             try:
                 check(job)
             except Exception as error:
-                raise SweeperError(f"the sweep cannot start: {error} (hydra.sweeper.check={self.check} at {' '.join(given)})") from None
+                raise SweeperError(
+                    f"the sweep cannot start: {error} (hydra.sweeper.check={self.check} at {' '.join(given)})"
+                ) from None
 
     def _save_multirun(self, path: Path) -> None:
         """Hydra's multirun.yaml, passwords masked. A literal password in the storage URL still reaches
@@ -280,11 +351,15 @@ class OptunaSweeperImpl(Sweeper):
         name = self.study_name
         try:
             # Only one worker can create the study (unique name): that one creates the parent run.
-            study = optuna.create_study(storage=storage, study_name=name, sampler=chosen, pruner=self.pruner, directions=self.directions)
+            study = optuna.create_study(
+                storage=storage, study_name=name, sampler=chosen, pruner=self.pruner, directions=self.directions
+            )
             created = True
             if self.metric_names is not None:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
+                    warnings.simplefilter(
+                        "ignore", optuna.exceptions.ExperimentalWarning
+                    )  # stable in use since Optuna 3.2
                     study.set_metric_names(self.metric_names)
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage, sampler=chosen, pruner=self.pruner)
@@ -308,14 +383,20 @@ class OptunaSweeperImpl(Sweeper):
         """The study as one worker thread sees it: the same storage, a sampler of its own (the sampler
         knows which trial it is asking for, and each worker asks for its own)."""
         chosen, _ = sampler.build(self.sampler_config, searched)
-        return optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=chosen, pruner=self.pruner)
+        return optuna.load_study(
+            study_name=study.study_name, storage=study._storage, sampler=chosen, pruner=self.pruner
+        )
 
-    def _parent_run(self, study: optuna.Study, created: bool, searched: dict, fixed: dict, will_run: bool) -> tuple[Optional[Any], Optional[str]]:
+    def _parent_run(
+        self, study: optuna.Study, created: bool, searched: dict, fixed: dict, will_run: bool
+    ) -> tuple[Optional[Any], Optional[str]]:
         """The sweep's parent run (hydra.sweeper.mlflow), and the status it had when this worker
         reopened it (None: not reopened)."""
         if self.mlflow is None:
             return None, None
-        from hydra_plugins.hydra_optuna_async_sweeper import _parent as parent  # mlflow: seconds of imports, only for sweeps that opt in
+        from hydra_plugins.hydra_optuna_async_sweeper import (
+            _parent as parent,
+        )  # mlflow: seconds of imports, only for sweeps that opt in
 
         uri, name = self.mlflow.tracking_uri, study.study_name
         parent.check_server(uri)
@@ -392,9 +473,19 @@ class OptunaSweeperImpl(Sweeper):
         run_id = best.user_attrs.get(RUN)
         version = parent.register_best(run_id, self.register, CHAMPION) if run_id else None
         if version is None:
-            log.warning("hydra.sweeper.register=%s: the best trial %d logged no model; nothing registered", self.register, best.number)
+            log.warning(
+                "hydra.sweeper.register=%s: the best trial %d logged no model; nothing registered",
+                self.register,
+                best.number,
+            )
             return
-        log.info("registered the best trial %d's model as models:/%s/%s, alias %s", best.number, self.register, version, CHAMPION)
+        log.info(
+            "registered the best trial %d's model as models:/%s/%s, alias %s",
+            best.number,
+            self.register,
+            version,
+            CHAMPION,
+        )
         parent.summary({}, {"best.model": f"models:/{self.register}/{version}"}, {}, {})
 
     def _lost(self, lost: FrozenTrial) -> None:
@@ -407,7 +498,9 @@ class OptunaSweeperImpl(Sweeper):
             # Apart: this runs in a heartbeat thread, which a tracking-server outage (MLflow retries
             # for minutes) must not stop, or this worker's own trial would go stale too.
             tags = {"optuna.state": "FAIL", "optuna.reason": reason}
-            threading.Thread(target=parent.end_lost_run, args=(self.mlflow.tracking_uri, run_id, tags), daemon=True).start()
+            threading.Thread(
+                target=parent.end_lost_run, args=(self.mlflow.tracking_uri, run_id, tags), daemon=True
+            ).start()
 
     def _run_one(self, study: optuna.Study, asked: optuna.Trial, fixed: dict) -> TrialState:
         overrides = [
@@ -422,11 +515,19 @@ class OptunaSweeperImpl(Sweeper):
         except Exception as error:
             # The launcher itself failed, not the task (Hydra returns a task's error in its JobReturn):
             # the job was lost (scancel, a dead pool, a lost node). Replaced, not counted, unless it keeps happening.
-            settle(study._storage, asked._trial_id, TrialState.FAIL, reason=f"its job was lost: {one_line(error)}", stopped=True)
+            settle(
+                study._storage,
+                asked._trial_id,
+                TrialState.FAIL,
+                reason=f"its job was lost: {one_line(error)}",
+                stopped=True,
+            )
             self.lost_in_a_row += 1
             log.warning("trial %d FAIL: its job was lost: %s", asked.number, one_line(error))
             if self.lost_in_a_row >= LOST_IN_A_ROW:
-                raise SweeperError(f"{type(self.launcher).__name__} lost {self.lost_in_a_row} jobs in a row (last: {one_line(error)})") from None
+                raise SweeperError(
+                    f"{type(self.launcher).__name__} lost {self.lost_in_a_row} jobs in a row (last: {one_line(error)})"
+                ) from None
             return TrialState.FAIL
         self.lost_in_a_row = 0
         outcome, values, reason = self._outcome(result)
@@ -434,7 +535,13 @@ class OptunaSweeperImpl(Sweeper):
         if self.parent is not None:
             self._tag_trial_run(study, asked, state)
         shown = ", ".join(f"{v:.4f}" for v in values) if state == TrialState.COMPLETE else reason or ""
-        log.info("trial %d %s: %s  (%s)", asked.number, state.name, shown, " ".join(f"{k}={v}" for k, v in asked.params.items()))
+        log.info(
+            "trial %d %s: %s  (%s)",
+            asked.number,
+            state.name,
+            shown,
+            " ".join(f"{k}={v}" for k, v in asked.params.items()),
+        )
         return state
 
     def _tag_trial_run(self, study: optuna.Study, asked: optuna.Trial, state: TrialState) -> None:
@@ -443,7 +550,9 @@ class OptunaSweeperImpl(Sweeper):
         if RUN not in frozen.user_attrs:
             return
         try:
-            self.parent.tag_trial_run(frozen.user_attrs[RUN], {"optuna.state": state.name, "optuna.reason": frozen.user_attrs.get(REASON, "")})
+            self.parent.tag_trial_run(
+                frozen.user_attrs[RUN], {"optuna.state": state.name, "optuna.reason": frozen.user_attrs.get(REASON, "")}
+            )
         except Exception as error:  # the trial is ended in the study; a tracking outage only loses the tag
             log.warning("trial %d's run not tagged: %s", asked.number, one_line(error))
 
@@ -457,7 +566,11 @@ class OptunaSweeperImpl(Sweeper):
                 wanted = "a number" if len(self.directions) == 1 else f"{len(self.directions)} numbers"
                 return TrialState.FAIL, None, f"the task returned {returned!r}, not {wanted}"
             if len(values) != len(self.directions):
-                return TrialState.FAIL, None, f"the task returned {len(values)} values for {len(self.directions)} objectives"
+                return (
+                    TrialState.FAIL,
+                    None,
+                    f"the task returned {len(values)} values for {len(self.directions)} objectives",
+                )
             return TrialState.COMPLETE, values, None
         try:
             _ = result.return_value  # raises the job's exception

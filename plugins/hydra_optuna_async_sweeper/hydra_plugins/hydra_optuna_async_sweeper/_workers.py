@@ -24,7 +24,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hydra_plugins.hydra_optuna_async_sweeper import _stopping as stopping
 from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError, one_line
-from hydra_plugins.hydra_optuna_async_sweeper._study import REASON, STOPPED, Heartbeat, Tally, claim_asked, counted, fail_stale, settle, tally
+from hydra_plugins.hydra_optuna_async_sweeper._study import (
+    REASON,
+    STOPPED,
+    Heartbeat,
+    Tally,
+    claim_asked,
+    counted,
+    fail_stale,
+    settle,
+    tally,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +54,14 @@ class Budget:
 
 
 class Worker:
-    def __init__(self, study: optuna.Study, space: dict[str, BaseDistribution], budget: Budget, on_lost: Lost, extend: Optional[Extend] = None) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: dict[str, BaseDistribution],
+        budget: Budget,
+        on_lost: Lost,
+        extend: Optional[Extend] = None,
+    ) -> None:
         self.study, self.space, self.budget = study, space, budget
         self.on_lost, self.extend = on_lost, extend
         self.checked = -math.inf  # when this worker last looked for stale trials (monotonic seconds)
@@ -59,7 +76,11 @@ class Worker:
 
     def check_failures(self, counts: Tally) -> None:
         if counts.failed > math.floor(self.budget.max_failure_rate * self.budget.n_trials):
-            failed = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if not t.user_attrs.get(STOPPED)]
+            failed = [
+                t
+                for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if not t.user_attrs.get(STOPPED)
+            ]
             last = max(failed, key=lambda t: t.number)
             raise SweeperError(
                 f"{len(failed)} failed trials in study {self.study.study_name} (all workers), more than "
@@ -81,8 +102,12 @@ class Worker:
             return self.decision
         if self.budget.stop is None:
             return None
-        finished = sorted((t for t in self.study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.datetime_complete)
-        reason = self.budget.stop.reason(finished, since=kept["finished"] if kept else 0)  # patience counts anew after an earlier stop
+        finished = sorted(
+            (t for t in self.study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.datetime_complete
+        )
+        reason = self.budget.stop.reason(
+            finished, since=kept["finished"] if kept else 0
+        )  # patience counts anew after an earlier stop
         if reason is not None:
             stopping.keep(self.study, reason, self.budget.n_trials, len(finished))
             log.info("study %s stops: %s", self.study.study_name, reason)
@@ -96,7 +121,9 @@ class Worker:
         heartbeat = Heartbeat(self.study._storage, self.budget.heartbeat_interval, lambda: self.fail_stale())
         try:
             while True:
-                self.fail_stale(every=self.budget.heartbeat_interval)  # between trials; while one runs, the heartbeat looks
+                self.fail_stale(
+                    every=self.budget.heartbeat_interval
+                )  # between trials; while one runs, the heartbeat looks
                 counts = tally(self.study)
                 self.check_failures(counts)  # first: the trial that used up the budget may be one failure too many
                 finished, running = counts.run, counts.running
@@ -153,7 +180,13 @@ class Worker:
         except BaseException as error:
             if trial_id is not None:
                 interrupted = isinstance(error, KeyboardInterrupt)
-                settle(storage, trial_id, TrialState.FAIL, reason="interrupted" if interrupted else one_line(error), stopped=interrupted)
+                settle(
+                    storage,
+                    trial_id,
+                    TrialState.FAIL,
+                    reason="interrupted" if interrupted else one_line(error),
+                    stopped=interrupted,
+                )
             raise
         finally:
             heartbeat.watch(None)

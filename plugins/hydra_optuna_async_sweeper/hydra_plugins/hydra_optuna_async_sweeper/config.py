@@ -41,7 +41,9 @@ class TPESamplerConfig:
     multivariate: Optional[bool] = None  # null: Optuna's default (multivariate TPE in Optuna 5)
     group: Optional[bool] = None
     warn_independent_sampling: Optional[bool] = None
-    constant_liar: bool = True  # Optuna 5's default: keeps parallel workers from sampling next to each other's running trials
+    constant_liar: bool = (
+        True  # Optuna 5's default: keeps parallel workers from sampling next to each other's running trials
+    )
     constraints_func: Optional[Any] = None
 
 
@@ -197,8 +199,12 @@ class OptunaSweeperConf:
     # (postgresql://, mysql://, sqlite:///) persists it, and workers sharing it share the study.
     storage: Optional[str] = None
     study_name: Optional[str] = None  # null: a new study named by Optuna
-    n_trials: int = 20  # the study's total of trials run (not those failed by a dead worker), over all workers and reruns
-    n_jobs: int = 1  # trials at once from this command: worker processes (basic launcher) or threads handing jobs to the launcher
+    n_trials: int = (
+        20  # the study's total of trials run (not those failed by a dead worker), over all workers and reruns
+    )
+    n_jobs: int = (
+        1  # trials at once from this command: worker processes (basic launcher) or threads handing jobs to the launcher
+    )
     max_failure_rate: float = 0.0  # failed trials tolerated, as a share of n_trials (all workers)
     stop: StopConfig = field(default_factory=StopConfig)  # null keys: run all n_trials
     # Settings tried first, once per study (e.g. [{optimizer.lr: 1e-3, model.width: 2}]): each a dict
@@ -214,20 +220,30 @@ class OptunaSweeperConf:
     # next version, with the alias `champion`; null: nothing is registered
     register: Optional[str] = None
     worker: int = 0  # set by the sweeper on the extra processes it starts for n_jobs > 1
-    trial_id: Optional[int] = None  # set by the sweeper on each job it launches: hydra_plugins.hydra_optuna_async_sweeper.trial.current()
+    trial_id: Optional[int] = (
+        None  # set by the sweeper on each job it launches: hydra_plugins.hydra_optuna_async_sweeper.trial.current()
+    )
 
 
 cs = ConfigStore.instance()
 PROVIDER = "hydra_optuna_async_sweeper"
 cs.store(group="hydra/sweeper", name="optuna_async", node=OptunaSweeperConf, provider=PROVIDER)
 for name, node in {
-    "tpe": TPESamplerConfig, "random": RandomSamplerConfig, "grid": GridSamplerConfig, "cmaes": CmaEsSamplerConfig,
-    "nsgaii": NSGAIISamplerConfig, "nsgaiii": NSGAIIISamplerConfig, "qmc": QMCSamplerConfig, "gp": GPSamplerConfig,
+    "tpe": TPESamplerConfig,
+    "random": RandomSamplerConfig,
+    "grid": GridSamplerConfig,
+    "cmaes": CmaEsSamplerConfig,
+    "nsgaii": NSGAIISamplerConfig,
+    "nsgaiii": NSGAIIISamplerConfig,
+    "qmc": QMCSamplerConfig,
+    "gp": GPSamplerConfig,
     "motpe": MOTPESamplerConfig,
 }.items():
     cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
 for name, node in {
-    "none": NopPrunerConfig, "median": MedianPrunerConfig, "hyperband": HyperbandPrunerConfig,
+    "none": NopPrunerConfig,
+    "median": MedianPrunerConfig,
+    "hyperband": HyperbandPrunerConfig,
     "successive_halving": SuccessiveHalvingPrunerConfig,
 }.items():
     cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)

@@ -36,7 +36,9 @@ from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError
 if TYPE_CHECKING:  # optuna is imported by current(), not when Hydra's plugin scan imports this module
     import optuna
 
-RUN = "mlflow_run_id"  # trial user attribute: the job's own MLflow run, for the parent run to tag (hydra.sweeper.mlflow)
+RUN = (
+    "mlflow_run_id"  # trial user attribute: the job's own MLflow run, for the parent run to tag (hydra.sweeper.mlflow)
+)
 BASELINE = "baseline"  # trial user attribute: {"name": ..., "value": ...}, what the objective should beat; the summary compares
 
 __all__ = ["current", "parent_run_id", "RUN", "BASELINE"]

@@ -30,5 +30,6 @@ def curve(cfg: DictConfig) -> float:
             with open(cfg.record, "a") as file:
                 file.write(f"{started} {time.time()}\n")
 
+
 if __name__ == "__main__":
     curve()
