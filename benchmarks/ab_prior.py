@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from colorize.color import as_float, rgb_to_lab
-from colorize.data import load_folder
+from colorize.folders import load_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 AB_EDGE, AB_STEP = 110.0, 10.0  # ab units: the grid of colorize.metrics (Zhang et al. 2016's, 22 x 22 bins)

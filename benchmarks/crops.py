@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorize.data import list_images, read_rgb
+from colorize.folders import list_images, read_rgb
 
 PER_FOLDER = 1000  # files per sub-folder: listing and writing stay fast
 

@@ -28,10 +28,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 
-from colorize import data, wrapper
+from colorize import wrapper
 from colorize.color import as_float
 from colorize.config import register
 from colorize.device import pick_device
+from colorize.folders import list_images, load_folder
+from colorize.images import Split, from_rgb
 from colorize.loop import Settings, Training, train_epoch
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -87,14 +89,14 @@ def measure(
     if compile_net:
         model.net.compile()
     loss_fn = nn.MSELoss()
-    images = data.from_rgb(rgb).to(device)
+    images = from_rgb(rgb).to(device)
     shuffle = torch.Generator(device=device).manual_seed(0)
     fixed = images[:BATCH]
     fixed_gray, fixed_rgb = as_float(fixed.gray), as_float(fixed.rgb)
     steps = len(images) // BATCH
     loader = DataLoader(SeedStyleDataset(rgb), batch_size=BATCH, shuffle=True, num_workers=0)
 
-    training = Training(data.Split(images, images[:0]), model, optimizer, loss_fn, settings, shuffle, epochs=1)
+    training = Training(Split(images, images[:0]), model, optimizer, loss_fn, settings, shuffle, epochs=1)
 
     def colorize_loop() -> None:
         train_epoch(training)
@@ -199,7 +201,7 @@ def rss_table(folders: list[Path], root: str) -> None:
             "tracking.grid_images=0",
         ]
         _, peak_gib = one_epoch(args)
-        print(f"{len(data.list_images(folder)):>8} {peak_gib:>13.2f}  {folder}")
+        print(f"{len(list_images(folder)):>8} {peak_gib:>13.2f}  {folder}")
 
 
 def seconds_of(args: list[str]) -> float:
@@ -250,7 +252,7 @@ def main() -> None:
         progress=False,
     )
     if args.data:
-        rgb = data.load_folder(args.data, 32, skip_bad=False, cache_dir=Path(tempfile.mkdtemp()))[: args.images]
+        rgb = load_folder(args.data, 32, skip_bad=False, cache_dir=Path(tempfile.mkdtemp()))[: args.images]
         source = f"CIFAR-10 (JPEG copy) {args.data}"
     else:
         rgb = np.random.default_rng(0).integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)

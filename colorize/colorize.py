@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from colorize import atomic, cli, summary
 from colorize.config import Resolution, check, register, require
 from colorize.errors import ColorizeError
+from colorize.folders import list_images, read_rgb
 
 if TYPE_CHECKING:
     from colorize.wrapper import Colorizer
@@ -64,7 +65,7 @@ def colour_files(cfg: DictConfig) -> int:
     check(cfg)
     from tqdm import tqdm
 
-    from colorize import checkpoint, data, photo
+    from colorize import checkpoint, photo
     from colorize.device import pick_device
 
     source = Path(cfg.input)
@@ -77,7 +78,7 @@ def colour_files(cfg: DictConfig) -> int:
     check_resolution(model, size, cfg.resolution)
     failed: list[str] = []
     for file in tqdm(files, unit="image", disable=not cfg.progress):
-        rgb = data.read_rgb(file)  # colour or gray files both come back as 3-channel RGB
+        rgb = read_rgb(file)  # colour or gray files both come back as 3-channel RGB
         if rgb is None:
             failed.append(f"{file} (cannot be read)")
             continue
@@ -98,11 +99,10 @@ def colour_files(cfg: DictConfig) -> int:
 
 def input_files(source: Path) -> list[Path]:
     """The photos of `input=`: the file, or every image under the folder."""
-    from colorize import data
 
     if not source.exists():
         raise ColorizeError(f"input={source} does not exist")
-    return [Path(f) for f in data.list_images(source, key="input")] if source.is_dir() else [source]
+    return [Path(f) for f in list_images(source, key="input")] if source.is_dir() else [source]
 
 
 def check_resolution(model: "Colorizer", size: int, resolution: Resolution) -> None:

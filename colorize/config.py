@@ -121,9 +121,8 @@ class LossConfig:
 @dataclass
 class SmoothL1Config(LossConfig):
     _target_: str = "torch.nn.SmoothL1Loss"
-    beta: float = (
-        0.05  # quadratic below this error, linear above; 1.0 would be MSE/2 here (targets in [0, 1] or [-1, 1])
-    )
+    # Quadratic below this error, linear above; 1.0 would be MSE/2 here (targets in [0, 1] or [-1, 1]).
+    beta: float = 0.05
 
 
 @dataclass
@@ -169,9 +168,8 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: str = (
-        "sqlite:///${paths.root_dir}/mlruns/mlflow.db"  # MLflow tracking store: a database URI or http(s)://server
-    )
+    # The MLflow tracking store: a database URI or an http(s):// server.
+    uri: str = "sqlite:///${paths.root_dir}/mlruns/mlflow.db"
     experiment: str = "colorize"  # MLflow experiment the runs go to
     run_name: Optional[str] = None  # null: the preset or model-width-target, and the run id's first 6 characters
     grid_every: int = 5  # epochs between sample grids (first and last always)
@@ -180,20 +178,22 @@ class TrackingConfig:
     system_metrics: bool = False  # MLflow's CPU, memory (and GPU) metrics; needs the system-metrics extra
 
 
+# The figures colorize.metrics.evaluate computes, in its order: the one list of metric names (each
+# run logs them as val_<name>, evaluate's table has a column each, baselines are <baseline>_<name>).
+METRICS = (
+    "psnr",
+    "psnr_per_image",
+    "ssim",
+    "colorfulness",
+    "colorfulness_ratio",
+    "colorfulness_gap",
+    "mean_ab_close",
+    "auc",
+    "auc_rebalanced",
+)
 # What a run reports as its result: `train` returns it, and a sweep optimises it. Every val_* metric
 # a run logs can be chosen (val_loss is in the model's loss space; the rest are on RGB).
-OBJECTIVE_METRICS = (
-    "val_loss",
-    "val_psnr",
-    "val_psnr_per_image",
-    "val_ssim",
-    "val_colorfulness",
-    "val_colorfulness_ratio",
-    "val_colorfulness_gap",
-    "val_mean_ab_close",
-    "val_auc",
-    "val_auc_rebalanced",
-)
+OBJECTIVE_METRICS = ("val_loss", *(f"val_{name}" for name in METRICS))
 
 
 @dataclass
@@ -220,16 +220,14 @@ class TrainConfig:
 class EvaluateConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where runs:/ and models:/ URIs are looked up
-    checkpoint: str = (
-        MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
-    )
+    # A last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>.
+    checkpoint: str = MISSING
     data: DataOverrides = field(default_factory=DataOverrides)  # null keys: the checkpoint's own data settings
     # A folder of photos (or one photo) instead of `data`: each photo's gray is coloured as the photo
     # command colours it (at `resolution`) and scored against the photo at its own size.
     input: Optional[str] = None
-    resolution: Resolution = (
-        Resolution.trained
-    )  # trained: the net at its training size, colour upsampled; native: at the photo's size
+    # trained: the net at its training size, the colour upsampled; native: at the photo's own size.
+    resolution: Resolution = Resolution.trained
     temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     saturation: Optional[float] = None  # a lab or ycbcr model's read-out saturation instead of its trained one
     batch_size: Optional[int] = None  # images per no-grad batch; null: 1,000 at 32 px, fewer for bigger images
@@ -241,14 +239,12 @@ class EvaluateConfig:
 class ColorizeConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    checkpoint: str = (
-        MISSING  # a last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>
-    )
+    # A last.pt / best.pt path, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>.
+    checkpoint: str = MISSING
     input: str = MISSING  # an image file, or a folder searched recursively
     output: str = MISSING  # the folder the PNGs are written to
-    resolution: Resolution = (
-        Resolution.trained
-    )  # trained: the net at its training size, colour upsampled; native: at the photo's size
+    # trained: the net at its training size, the colour upsampled; native: at the photo's own size.
+    resolution: Resolution = Resolution.trained
     temperature: Optional[float] = None  # a bins model's read-out temperature instead of its trained one
     saturation: Optional[float] = None  # a lab or ycbcr model's read-out saturation instead of its trained one
     device: str = "auto"  # auto picks cuda, then mps, then cpu

@@ -1,126 +1,24 @@
-"""Data sets as uint8 tensors: decoded and converted once, cached, split by a seeded permutation."""
+"""Data sets: where the images come from (the embedded sample, CIFAR-10, folders) and the seeded
+split into train and val, decoded and converted once (colorize.folders caches a folder)."""
 
-import hashlib
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional, Protocol
+from typing import Any, Optional
 
 import cv2
 import numpy as np
 import torch
 
-from colorize import atomic
-from colorize.color import as_float, gray, rgb_to_lab
-from colorize.errors import ColorizeError, one_line
+from colorize.errors import ColorizeError
+from colorize.folders import load_folder, resize_center_crop
+from colorize.images import Cropped, Images, Split, from_rgb
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-JPEG_END = b"\xff\xd9"  # the end-of-image marker every complete JPEG has
-JPEG_TAIL = 1024  # bytes at the end searched for it: some cameras append data after the marker
 # CC0 / public-domain photos bundled with scikit-image (licences in the README).
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SAMPLE_SCALES = (1, 1.5, 2, 3, 4)  # downscale factors: the same photos at several zoom levels
-
-
-@dataclass
-class Images:
-    """One data set on one device: gray and RGB as uint8 (floats made per batch), Lab made once."""
-
-    gray: torch.Tensor  # (N, 1, H, W) uint8, OpenCV's gray: the input of rgb-target models
-    rgb: torch.Tensor  # (N, 3, H, W) uint8, the ground truth
-    # (N, 3, H, W) float32 CIE Lab of rgb: L is the input of lab-target models; None for rgb-target
-    # runs, which never read it.
-    lab: Optional[torch.Tensor]
-
-    def __len__(self) -> int:
-        return self.gray.shape[0]
-
-    def __getitem__(self, index: torch.Tensor | slice) -> "Images":
-        return Images(self.gray[index], self.rgb[index], None if self.lab is None else self.lab[index])
-
-    def crop(self, top: int, left: int, size: int) -> "Images":
-        window = (..., slice(top, top + size), slice(left, left + size))
-        return Images(self.gray[window], self.rgb[window], None if self.lab is None else self.lab[window])
-
-    def to(self, device: torch.device) -> "Images":
-        return Images(self.gray.to(device), self.rgb.to(device), None if self.lab is None else self.lab.to(device))
-
-    def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator["Images"]:
-        """Batches of the images at `order` (indices on this set's device), or all in stored order."""
-        order = torch.arange(len(self)) if order is None else order
-        order = order.to(self.gray.device)
-        return (self[order[i : i + batch_size]] for i in range(0, len(order), batch_size))
-
-    def head(self, n: int) -> "Images":
-        return self[:n]
-
-
-class Cropped:
-    """Training images, each batch flipped left-right at random per image on the device, and cut to
-    `size` at a random place where they are held larger (data.augment)."""
-
-    def __init__(self, images: Images, size: int, generator: torch.Generator) -> None:
-        self.images, self.size, self.generator = images, size, generator
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator[Images]:
-        for batch in self.images.batches(batch_size, order):
-            yield crop_flip(batch, self.size, self.generator)
-
-    def head(self, n: int) -> Images:
-        margin = (self.images.rgb.shape[-1] - self.size) // 2
-        return self.images[:n].crop(margin, margin, self.size)
-
-
-def crop_flip(batch: Images, size: int, generator: torch.Generator) -> Images:
-    """Each image's own random size x size window, mirrored for about half of them."""
-    n, side, device = len(batch), batch.rgb.shape[-1], batch.rgb.device
-    top, left = torch.randint(0, side - size + 1, (2, n), generator=generator, device=generator.device).to(device)
-    flip = torch.rand(n, generator=generator, device=generator.device).to(device) < 0.5
-    steps = torch.arange(size, device=device)
-    rows = (top[:, None] + steps)[:, None, :, None]  # (N, 1, S, 1)
-    cols = left[:, None] + steps
-    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # (N, 1, 1, S)
-
-    def pick(x: torch.Tensor) -> torch.Tensor:
-        images, channels = torch.arange(n, device=device), torch.arange(x.shape[1], device=device)
-        return x[images[:, None, None, None], channels[None, :, None, None], rows, cols]
-
-    return Images(pick(batch.gray), pick(batch.rgb), None if batch.lab is None else pick(batch.lab))
-
-
-class Batches(Protocol):
-    """A data set the loop and the metrics can walk: held on the device (Images, Cropped) or
-    decoded from files as it goes (colorize.stream.Stream)."""
-
-    def __len__(self) -> int: ...
-
-    def batches(self, batch_size: int, order: Optional[torch.Tensor] = None) -> Iterator[Images]: ...
-
-    def head(self, n: int) -> Images: ...
-
-
-@dataclass
-class Split:
-    train: Batches
-    val: Batches
-
-
-def from_rgb(
-    rgb: np.ndarray, device: torch.device = torch.device("cpu"), with_lab: bool = True, batch_size: int = 5000
-) -> Images:
-    """(N, H, W, 3) uint8 RGB -> Images on `device`; gray (and Lab) made once for the whole set."""
-    pixels = torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).contiguous()
-    # In chunks on the device: the int and float intermediates of the whole set at once would be 4-10x its size.
-    chunks = [pixels[i : i + batch_size] for i in range(0, len(pixels), batch_size)]
-    lab = torch.cat([rgb_to_lab(as_float(chunk)) for chunk in chunks]) if with_lab else None
-    return Images(gray=torch.cat([gray(chunk) for chunk in chunks]), rgb=pixels, lab=lab)
 
 
 def split_indices(
@@ -138,102 +36,6 @@ def split_indices(
 def split(images: Images, val_fraction: float, seed: int, limit: Optional[int] = None) -> Split:
     train, val = split_indices(len(images), val_fraction, seed, limit)
     return Split(train=images[train], val=images[val])
-
-
-def resize_center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    if (h, w) == (size, size):
-        return rgb
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    # INTER_AREA averages when shrinking (no aliasing); it falls back to bilinear when enlarging.
-    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return resized[top : top + size, left : left + size]
-
-
-def read_rgb(path: str | Path) -> Optional[np.ndarray]:
-    """Decode one image file to uint8 RGB, or None when it cannot be read, truncated JPEGs included:
-    libjpeg decodes those with a warning on stderr and grey rows where the data stopped."""
-    try:
-        encoded = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if str(path).lower().endswith((".jpg", ".jpeg")) and JPEG_END not in encoded[-JPEG_TAIL:].tobytes():
-        return None
-    try:
-        bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if len(encoded) else None
-    except cv2.error:  # a header beyond OpenCV's pixel limit (CV_IO_MAX_IMAGE_PIXELS), among others
-        return None
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def list_images(root: Path, key: str = "data.root") -> list[str]:
-    # os.walk and plain strings, not Path.rglob: every warm start lists the folder (30,000 files for
-    # CIFAR-10), and Path objects made it several times slower.
-    files = sorted(
-        os.path.join(folder, name)
-        for folder, _, names in os.walk(root)
-        for name in names
-        if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-    )
-    if not files:
-        raise ColorizeError(f"{key}={root} holds no .jpg/.jpeg/.png images")
-    return files
-
-
-def _cache_key(root: Path, files: list[str], image_size: int) -> str:
-    # Names, sizes and modification times: a changed, added or removed file invalidates the cache.
-    digest = hashlib.sha1(f"{root.resolve()}|{image_size}".encode())
-    prefix = len(str(root))
-    for path in files:
-        stat = os.stat(path)
-        digest.update(f"{path[prefix:]}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def load_folder(root: Path, image_size: int, skip_bad: bool, cache_dir: Path, key: str = "data.root") -> np.ndarray:
-    """Every jpg/png under `root` (recursively), resized and centre-cropped, as (N, S, S, 3) uint8;
-    `key` names the setting that gave `root` in errors."""
-    files = list_images(root, key)
-    cache = cache_dir / f"folder-{_cache_key(root, files, image_size)}.npz"
-    cached = _read_cache(cache)
-    if cached is not None:
-        rgb, bad = cached
-        log.info("loaded %d images of %s from cache %s", len(rgb), root, cache)
-    else:
-        # cv2 releases the GIL while decoding, so threads use every core.
-        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-            decoded = list(pool.map(read_rgb, files, chunksize=256))
-        bad = np.array([str(f) for f, im in zip(files, decoded) if im is None])
-        good = [resize_center_crop(im, image_size) for im in decoded if im is not None]
-        if not good:
-            raise ColorizeError(f"{key}={root}: none of its {len(files)} images could be read")
-        rgb = np.stack(good)
-
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as file:  # a file, not a name: np.savez would add .npz to the name
-                np.savez(file, rgb=rgb, bad=bad)
-
-        atomic.write(cache, save)
-    if len(bad) and not skip_bad:  # the cache holds the good images and names the bad, for either setting
-        raise ColorizeError(f"cannot read image {bad[0]} (set data.on_bad_image=skip to skip such files)")
-    if len(bad):
-        log.warning("skipped %d unreadable images under %s (first: %s)", len(bad), root, bad[0])
-    return rgb
-
-
-def _read_cache(cache: Path) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """The cached (rgb, bad) arrays, or None when there is no cache or it cannot be read (a disk
-    fault, a copy cut short): a cache is only ever a shortcut, so a broken one is rebuilt."""
-    if not cache.exists():
-        return None
-    try:
-        with np.load(cache) as cached:
-            return cached["rgb"], cached["bad"]
-    except Exception as error:  # BadZipFile, EOFError, a missing array, a zlib error...
-        log.warning("cache %s cannot be read (%s): decoding the images again", cache, one_line(error))
-        return None
 
 
 def load_sample(image_size: int) -> np.ndarray:

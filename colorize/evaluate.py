@@ -10,8 +10,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from colorize import atomic, cli, summary
-from colorize.config import DataConfig, Resolution, check, register, require
+from colorize.config import METRICS, DataConfig, Resolution, check, register, require
 from colorize.errors import ColorizeError
+from colorize.folders import read_rgb
 
 if TYPE_CHECKING:
     import torch
@@ -21,23 +22,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 register()
 
-COLUMNS = (
-    "psnr",
-    "psnr_per_image",
-    "ssim",
-    "colorfulness",
-    "colorfulness_ratio",
-    "colorfulness_gap",
-    "mean_ab_close",
-    "auc",
-    "auc_rebalanced",
-)
 BASELINES = ("gray_copy", "lab_zero_ab")
 
 
 def table(rows: dict[str, dict[str, float]]) -> str:
-    header = f"{'':<12}" + "".join(f"{c:>19}" for c in COLUMNS)
-    lines = [f"{name:<12}" + "".join(f"{row[c]:>19.4f}" for c in COLUMNS) for name, row in rows.items()]
+    header = f"{'':<12}" + "".join(f"{c:>19}" for c in METRICS)
+    lines = [f"{name:<12}" + "".join(f"{row[c]:>19.4f}" for c in METRICS) for name, row in rows.items()]
     return "\n".join([header, *lines])
 
 
@@ -48,13 +38,13 @@ def score_photos(
     photo command colours it, against the photo. Returns the summary rows and one row per photo."""
     import torch
 
-    from colorize import data, photo
+    from colorize import photo
     from colorize.color import as_float, gray
     from colorize.metrics import Scores
 
     model_scores, gray_scores = Scores(), Scores()
     for file in files:
-        rgb = data.read_rgb(file)
+        rgb = read_rgb(file)
         if rgb is None:
             raise ColorizeError(f"input: {file} cannot be read as an image")
         truth = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
@@ -112,7 +102,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     result = {"model": evaluate(model, images, loss_fn, cfg.batch_size)}
     reference = baselines(images, cfg.batch_size)
     for name in BASELINES:
-        result[name] = {c: reference[f"{name}_{c}"] for c in COLUMNS}
+        result[name] = {c: reference[f"{name}_{c}"] for c in METRICS}
     report = {
         "checkpoint": cfg.checkpoint,
         "data": split_name,

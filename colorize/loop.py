@@ -9,9 +9,9 @@ from typing import Callable, Iterator, Optional
 import torch
 from tqdm import tqdm
 
-from colorize.data import Split
 from colorize.distributed import Ranks, mean
 from colorize.errors import DivergedError
+from colorize.images import Split
 from colorize.metrics import LossFn, evaluate
 from colorize.wrapper import Colorizer
 

@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 from colorize import ab_prior
 from colorize.color import as_float, lab_to_rgb, rgb_to_lab
-from colorize.data import Batches, Images
+from colorize.config import METRICS
 from colorize.distributed import Ranks, gather, mean
+from colorize.images import Batches, Images
 from colorize.wrapper import Colorizer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -173,18 +174,7 @@ class Scores:
                 100 * weighted_passed.sum() / weight.sum(),
             ]
         ).tolist()
-        names = (
-            "psnr",
-            "psnr_per_image",
-            "ssim",
-            "colorfulness",
-            "colorfulness_ratio",
-            "colorfulness_gap",
-            "mean_ab_close",
-            "auc",
-            "auc_rebalanced",
-        )
-        return dict(zip(names, figures))
+        return dict(zip(METRICS, figures, strict=True))
 
 
 def eval_batch_size(images: Batches) -> int:

@@ -42,7 +42,7 @@ def training(
     with_lab = Target(model_config["target"]) == Target.lab
     shuffle = torch.Generator(device=device).manual_seed(trainer.seed)  # also draws data.augment's crops and flips
     split = (
-        stream.load_split(source, device, with_lab)
+        stream.load_split(source, device, with_lab, shuffle)
         if stream.wanted(source, device, with_lab)
         else data.load_split(source, device, with_lab, shuffle)
     )

@@ -15,7 +15,8 @@ import torch
 from colorize import photo, plots
 from colorize.checkpoint import Checkpoints, Progress
 from colorize.color import as_float
-from colorize.data import Batches, Cropped, Images, Source, Split
+from colorize.data import Source
+from colorize.images import Batches, Cropped, Images, Split
 from colorize.loop import Epoch, Training
 from colorize.metrics import baselines, predict
 from colorize.tracking import Tracker
@@ -129,6 +130,6 @@ class Recorder:
 def fingerprint(images: Batches) -> str:
     """8 hex digits that change when the images change: of the pixels held in memory (~0.1 s per
     100 MB of uint8; CIFAR-10's train set is 150 MB), or of the file names of a streamed folder."""
-    held = images.images if isinstance(images, Cropped) else images
+    held = images.images if isinstance(images, Cropped) else images  # a Cropped holds Images or a Stream
     content = held.rgb.cpu().numpy().tobytes() if isinstance(held, Images) else "\n".join(held.files).encode()
     return hashlib.sha1(content).hexdigest()[:8]

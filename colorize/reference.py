@@ -59,7 +59,8 @@ def comments() -> dict[tuple[str, str], str]:
                     while line > 0 and lines[line - 1].lstrip().startswith("#"):
                         above.insert(0, lines[line - 1].strip().removeprefix("#").strip())
                         line -= 1
-                    found[(node.name, item.target.id)] = " ".join([*above, trailing.get(item.lineno, "")]).strip()
+                    inline = [trailing[n] for n in range(item.lineno, item.end_lineno + 1) if n in trailing]
+                    found[(node.name, item.target.id)] = " ".join([*above, *inline]).strip()
     return found
 
 

@@ -12,9 +12,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from colorize.color import as_float, gray, rgb_to_lab
-from colorize.data import Images, Source, Split, list_images, load_size, read_rgb, resize_center_crop, split_indices
+from colorize.data import Source, load_size, split_indices
 from colorize.device import free_memory
 from colorize.errors import ColorizeError
+from colorize.folders import list_images, read_rgb, resize_center_crop
+from colorize.images import Cropped, Images, Split
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +28,13 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 
 class Files(Dataset):
-    """One image file per item, as an (H, W, 3) uint8 RGB array at `size`, or its path when it cannot be
-    read (the main process decides, by data.on_bad_image). With a larger `load_size`, the image is
-    resized to that, then cut to `size`: at a random place and flipped at random (`augment`, as
-    data.Cropped does in memory), else in the middle (as data.load_split cuts the val images)."""
+    """One image file per item, as an (H, W, 3) uint8 RGB array resized and centre-cropped to
+    `load_size`, or its path when it cannot be read (the main process decides, by
+    data.on_bad_image). Crops and flips to data.image_size are Cropped's, on the device, as
+    for images held in memory."""
 
-    def __init__(self, files: list[str], size: int, load_size: int, augment: bool) -> None:
-        self.files, self.size, self.load_size, self.augment = files, size, load_size, augment
+    def __init__(self, files: list[str], load_size: int) -> None:
+        self.files, self.load_size = files, load_size
 
     def __len__(self) -> int:
         return len(self.files)
@@ -41,17 +43,7 @@ class Files(Dataset):
         rgb = read_rgb(self.files[index])
         if rgb is None:
             return self.files[index]
-        rgb = resize_center_crop(rgb, self.load_size)
-        if self.augment:
-            # The worker's torch generator is seeded by the DataLoader from the main process's seed.
-            top, left = torch.randint(0, self.load_size - self.size + 1, (2,)).tolist()
-            rgb = rgb[top : top + self.size, left : left + self.size]
-            if torch.rand(()) < 0.5:
-                rgb = rgb[:, ::-1]
-        elif self.load_size != self.size:
-            margin = (self.load_size - self.size) // 2
-            rgb = rgb[margin : margin + self.size, margin : margin + self.size]
-        return np.ascontiguousarray(rgb)
+        return np.ascontiguousarray(resize_center_crop(rgb, self.load_size))
 
 
 def collate(items: list[np.ndarray | str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -167,20 +159,22 @@ def return_freed_memory() -> None:
         pass
 
 
-def load_split(spec: Source, device: torch.device, with_lab: bool) -> Split:
+def load_split(
+    spec: Source, device: torch.device, with_lab: bool, generator: Optional[torch.Generator] = None
+) -> Split:
     """The same seeded split as data.load_split, over the folder's files (the same images when every
-    file can be read; an unreadable one is found, and skipped or refused, when its batch comes)."""
+    file can be read; an unreadable one is found, and skipped or refused, when its batch comes), cut
+    by the same Cropped: with the same `generator`, the same crops and flips."""
     return_freed_memory()
     files = list_images(Path(spec.root))
     train, val = split_indices(len(files), spec.val_fraction, spec.seed, spec.limit)
     extra = [file for root in spec.extra for file in list_images(Path(root), "data.extra")]
 
-    def part(chosen: list[str], augment: bool) -> Stream:
-        return Stream(
-            Files(chosen, spec.image_size, load_size(spec), augment), spec.skip_bad, device, with_lab, spec.workers
-        )
+    def part(chosen: list[str]) -> Stream:
+        return Stream(Files(chosen, load_size(spec)), spec.skip_bad, device, with_lab, spec.workers)
 
-    return Split(
-        train=part([files[i] for i in train.tolist()] + extra, spec.augment != "none"),
-        val=part([files[i] for i in val.tolist()], False),
-    )
+    train_part, val_part = part([files[i] for i in train.tolist()] + extra), part([files[i] for i in val.tolist()])
+    if spec.augment == "none":
+        return Split(train=train_part, val=val_part)
+    generator = generator or torch.Generator(device=device).manual_seed(spec.seed)
+    return Split(train=Cropped(train_part, spec.image_size, generator), val=Cropped(val_part, spec.image_size, None))

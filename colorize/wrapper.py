@@ -22,7 +22,7 @@ from colorize.color import (
     rgb_to_lab,
 )
 from colorize.config import Target
-from colorize.data import Images
+from colorize.images import Images
 from colorize.models.blocks import crop
 
 

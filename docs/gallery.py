@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 import torch
 
-from colorize import checkpoint, data, photo
+from colorize import checkpoint, photo
 from colorize.color import gray
+from colorize.folders import list_images, read_rgb
 
 PROJECT = Path(__file__).resolve().parents[1]
 TILE_HEIGHT = 160  # pixels: 4 tiles of a 3:2 photo make a row about 1,000 pixels wide
@@ -56,8 +57,8 @@ def main() -> None:
         model, trained = checkpoint.load_model(source, args.tracking_uri, saturation=saturation.get(name))
         models.append((name, model, trained["data"]["image_size"]))
     rows = []
-    for file in sorted(data.list_images(args.photos, key="--photos"))[: args.count]:
-        rgb = data.read_rgb(file)
+    for file in sorted(list_images(args.photos, key="--photos"))[: args.count]:
+        rgb = read_rgb(file)
         shade = gray(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0].numpy()  # what a user would colourise
         tiles = [("gray input", np.repeat(shade[..., None], 3, axis=2))]
         for name, model, size in models:

@@ -9,7 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from colorize import checkpoint, data, wrapper
-from colorize.data import from_rgb
+from colorize.folders import read_rgb
+from colorize.images import from_rgb
 from colorize.metrics import colorfulness
 from tests.conftest import run_cli
 
@@ -141,7 +142,7 @@ def test_colorize_writes_every_readable_photo_and_fails_on_the_corrupt_one(tiny_
         assert written is not None and written.shape == (*size, 3), name
     # A lab model keeps the photo's own L at full resolution: exactly, up to 8-bit rounding, wherever
     # the predicted colour is inside the sRGB gamut (not clipped at 0 or 255).
-    original = from_rgb(data.read_rgb(tmp_path / "photos" / "astronaut.jpg")[None]).lab[0, 0]
+    original = from_rgb(read_rgb(tmp_path / "photos" / "astronaut.jpg")[None]).lab[0, 0]
     colour = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "astronaut.png")), cv2.COLOR_BGR2RGB)
     in_gamut = torch.from_numpy(((colour > 0) & (colour < 255)).all(-1))
     assert in_gamut.float().mean() > 0.5

@@ -9,6 +9,8 @@ import torch
 from colorize import data
 from colorize.color import gray
 from colorize.errors import ColorizeError
+from colorize.folders import list_images, load_folder, read_rgb, resize_center_crop
+from colorize.images import from_rgb
 
 
 def write_images(folder: Path, count: int, size: int = 40) -> None:
@@ -29,7 +31,7 @@ def test_gray_is_opencvs_conversion_on_every_colour() -> None:
 
 def test_images_hold_gray_once_as_uint8() -> None:
     rgb = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    images = data.from_rgb(rgb)
+    images = from_rgb(rgb)
     assert images.gray.dtype == images.rgb.dtype == torch.uint8
     assert images.gray.shape == (5, 1, 32, 32) and images.rgb.shape == (5, 3, 32, 32)
     assert np.array_equal(images.gray[2, 0].numpy(), cv2.cvtColor(rgb[2], cv2.COLOR_RGB2GRAY))
@@ -39,7 +41,7 @@ def test_split_is_deterministic_and_disjoint() -> None:
     # Tag each image with its index in the red channel so the parts can be compared.
     rgb = np.zeros((250, 8, 8, 3), dtype=np.uint8)
     rgb[:, 0, 0, 0] = np.arange(250)
-    images = data.from_rgb(rgb)
+    images = from_rgb(rgb)
     ids = lambda part: set(part.rgb[:, 0, 0, 0].tolist())  # noqa: E731
     a, b, c = (data.split(images, 0.2, seed) for seed in (7, 7, 8))
     assert ids(a.train) == ids(b.train) and ids(a.val) == ids(b.val)
@@ -59,12 +61,12 @@ def test_sample_is_offline_photo_patches() -> None:
 
 def test_folder_recursive_resized_and_cached(tmp_path: Path) -> None:
     write_images(tmp_path / "imgs", 6)
-    first = data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+    first = load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
     assert first.shape == (6, 32, 32, 3)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    assert np.array_equal(first, data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"))
+    assert np.array_equal(first, load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"))
     write_images(tmp_path / "imgs", 7)  # one more file: a new cache entry
-    assert len(data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache")) == 7
+    assert len(load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache")) == 7
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
@@ -73,47 +75,47 @@ def test_folder_with_corrupt_image_errors_or_skips(tmp_path: Path, caplog: pytes
     bad = tmp_path / "imgs" / "class0" / "broken.jpg"
     bad.write_bytes(b"not a jpeg at all")
     with pytest.raises(ColorizeError, match="broken.jpg.*data.on_bad_image=skip"):
-        data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
-    assert len(data.load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 4
+        load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+    assert len(load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 4
     assert "skipped 1 unreadable images" in caplog.text
 
 
 def test_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(ColorizeError, match="holds no .jpg"):
-        data.load_folder(tmp_path / "empty", 32, False, tmp_path / "cache")
+        load_folder(tmp_path / "empty", 32, False, tmp_path / "cache")
 
 
 def test_resize_center_crop_keeps_the_middle() -> None:
     rgb = np.zeros((64, 128, 3), dtype=np.uint8)
     rgb[:, 32:96] = 255  # the central square is white, the sides black
-    out = data.resize_center_crop(rgb, 32)
+    out = resize_center_crop(rgb, 32)
     assert out.shape == (32, 32, 3) and out.min() == 255
 
 
 def test_cifar10_jpeg_folder_loads(cifar_train: Path, tmp_path: Path) -> None:
-    rgb = data.load_folder(cifar_train, 32, skip_bad=False, cache_dir=tmp_path)
+    rgb = load_folder(cifar_train, 32, skip_bad=False, cache_dir=tmp_path)
     assert rgb.shape == (30_000, 32, 32, 3)
     # The layout is train/<class>/NNNN.jpg: ten classes of 3,000.
-    assert len({Path(p).parent.name for p in data.list_images(cifar_train)}) == 10
+    assert len({Path(p).parent.name for p in list_images(cifar_train)}) == 10
 
 
 def test_the_cache_follows_on_bad_image(tmp_path: Path) -> None:
     write_images(tmp_path / "imgs", 4)
     (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
-    assert len(data.load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 4
+    assert len(load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 4
     with pytest.raises(ColorizeError, match="broken.png"):  # the cache written by the skip run changes nothing
-        data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+        load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
 
 
 def test_a_damaged_cache_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_images(tmp_path / "imgs", 4)
-    first = data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache")
+    first = load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache")
     [cache] = (tmp_path / "cache").glob("*.npz")
     cache.write_bytes(cache.read_bytes()[:100])  # cut short, as by a full disk or a killed copy
-    assert np.array_equal(data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"), first)
+    assert np.array_equal(load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"), first)
     assert "cannot be read" in caplog.text
-    assert np.array_equal(data.load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"), first)  # and written anew
+    assert np.array_equal(load_folder(tmp_path / "imgs", 32, False, tmp_path / "cache"), first)  # and written anew
 
 
 def test_a_truncated_jpeg_is_unreadable(tmp_path: Path) -> None:
@@ -122,11 +124,11 @@ def test_a_truncated_jpeg_is_unreadable(tmp_path: Path) -> None:
     whole = encoded.tobytes()
     (tmp_path / "imgs" / "whole.jpg").write_bytes(whole)
     (tmp_path / "imgs" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
-    assert data.read_rgb(tmp_path / "imgs" / "whole.jpg") is not None
-    assert data.read_rgb(tmp_path / "imgs" / "cut.jpg") is None
+    assert read_rgb(tmp_path / "imgs" / "whole.jpg") is not None
+    assert read_rgb(tmp_path / "imgs" / "cut.jpg") is None
     with pytest.raises(ColorizeError, match="cut.jpg"):
-        data.load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
-    assert len(data.load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 3
+        load_folder(tmp_path / "imgs", 32, skip_bad=False, cache_dir=tmp_path / "cache")
+    assert len(load_folder(tmp_path / "imgs", 32, skip_bad=True, cache_dir=tmp_path / "cache")) == 3
 
 
 def test_cifar10_honours_image_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ from torch import nn
 
 from colorize import data
 from colorize.config import Target
+from colorize.images import Images, Split, from_rgb
 from colorize.loop import Settings, Training, train_epoch
 from colorize.models.convnet import ConvNet
 from colorize.wrapper import Colorizer
@@ -13,8 +14,8 @@ from tests.conftest import QUICK, run_cli, runs
 
 
 @pytest.fixture(scope="module")
-def patches() -> data.Images:
-    return data.from_rgb(data.load_sample(32)[::20])  # about 290 photo patches
+def patches() -> Images:
+    return from_rgb(data.load_sample(32)[::20])  # about 290 photo patches
 
 
 @pytest.mark.parametrize(
@@ -27,9 +28,7 @@ def patches() -> data.Images:
     ],
     ids=["fp32", "bf16", "channels_last", "compile"],
 )
-def test_training_modes_give_finite_decreasing_loss(
-    patches: data.Images, settings: Settings, compile_model: bool
-) -> None:
+def test_training_modes_give_finite_decreasing_loss(patches: Images, settings: Settings, compile_model: bool) -> None:
     torch.manual_seed(0)
     model = Colorizer(ConvNet(), Target.rgb)
     if settings.channels_last:
@@ -38,7 +37,7 @@ def test_training_modes_give_finite_decreasing_loss(
         model.net.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     shuffle = torch.Generator().manual_seed(0)
-    training = Training(data.Split(patches, patches), model, optimizer, nn.MSELoss(), settings, shuffle, epochs=4)
+    training = Training(Split(patches, patches), model, optimizer, nn.MSELoss(), settings, shuffle, epochs=4)
     losses = [train_epoch(training) for _ in range(4)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0]

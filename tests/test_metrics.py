@@ -7,7 +7,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from colorize.color import lab_to_rgb, rgb_to_lab
-from colorize.data import Images, from_rgb
+from colorize.images import Images, from_rgb
 from colorize.metrics import AB_RARITY, Scores, baselines, colorfulness, rarity, rarity_weights, ssim
 
 

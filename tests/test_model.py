@@ -103,7 +103,7 @@ def test_an_untrained_ycbcr_model_is_the_gray_copy_and_keeps_the_gray(compose_cf
 
 
 def test_a_unet_with_out_level_predicts_at_a_lower_resolution(compose_cfg) -> None:
-    from colorize.data import from_rgb
+    from colorize.images import from_rgb
 
     model = wrapper.colorizer(
         compose_cfg("model=unet", "model.width=4", "model.depth=3", "model.out_level=2", "model.target=ycbcr").model

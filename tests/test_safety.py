@@ -20,8 +20,9 @@ import skimage.data
 import torch
 from omegaconf import OmegaConf
 
-from colorize import atomic, checkpoint, cli, data
+from colorize import atomic, checkpoint, cli
 from colorize.errors import ColorizeError
+from colorize.folders import read_rgb
 from tests.conftest import run_cli, runs
 from tests.test_sweep import sweep_cmd, trials
 
@@ -201,7 +202,7 @@ def test_an_image_beyond_opencvs_pixel_limit_is_a_bad_image_like_any_other(tiny_
     for i in range(20):
         photo(images, f"{i:02}.png", np.full((32, 32, 3), 10 * i, np.uint8))
     (images / "huge.png").write_bytes(huge_png())
-    assert data.read_rgb(images / "huge.png") is None
+    assert read_rgb(images / "huge.png") is None
     trained = run_cli(
         "train",
         tmp_path,
@@ -293,3 +294,21 @@ def test_a_sweep_stopped_by_sigterm_is_one_line_and_leaves_nothing_running(tmp_p
     )
     assert [t.state for t in trials(tmp_path)] == [optuna.trial.TrialState.FAIL]
     assert {r.info.status for r in runs(tmp_path)} == {"KILLED"}  # the trial's run and the parent run
+
+
+def test_the_app_and_the_sweeper_mask_passwords_alike() -> None:
+    # Two distributions, so two copies of one rule: the sweeper (a plugin for any Hydra app) never
+    # imports colorize, and colorize does not reach into the plugin's private modules.
+    from colorize import secrets
+    from hydra_plugins.hydra_optuna_async_sweeper import _errors
+
+    urls = [
+        "postgresql://user:pw@db/optuna",
+        "postgresql://:pw@db/optuna",
+        "http://u:p%40ss@host:5000",
+        "sqlite:///a/b.db",
+        "mysql://a:b@h/x and http://c:d@e",
+        "no url",
+    ]
+    assert [secrets.mask(url) for url in urls] == [_errors.mask(url) for url in urls]
+    assert secrets.mask(urls[0]) == "postgresql://user:***@db/optuna" and secrets.mask(urls[3]) == urls[3]

@@ -80,14 +80,19 @@ def test_streaming_follows_on_bad_image(tmp_path: Path) -> None:
 def test_augmented_batches_are_random_crops_and_flips(tmp_path: Path) -> None:
     photo_folder(tmp_path / "photos", 16, size=(72, 72))
     spec = source(tmp_path, augment="crop", image_size=64)
+    cut = []
     for split in (
         data.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)),
-        stream.load_split(spec, torch.device("cpu"), False),
+        stream.load_split(spec, torch.device("cpu"), False, torch.Generator().manual_seed(0)),
     ):
         assert split.val.head(3).rgb.shape == (3, 3, 64, 64)
         first, second = (next(split.train.batches(4, torch.arange(4))) for _ in range(2))
         assert first.rgb.shape == (4, 3, 64, 64) and first.gray.shape == (4, 1, 64, 64)
         assert not torch.equal(first.rgb, second.rgb)  # the same images, cut and flipped anew
+        cut.append((first, second, next(split.val.batches(4, torch.arange(4)))))
+    # One crop and flip (Cropped) for both paths: the same generator cuts the same windows.
+    for held, streamed in zip(*cut, strict=True):
+        assert torch.equal(held.rgb, streamed.rgb) and torch.equal(held.gray, streamed.gray)
 
 
 def test_flip_only_mirrors_whole_images(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from torch import nn
 
 from colorize import atomic, checkpoint, tracking
 from colorize.config import Target
-from colorize.data import Images, Split
 from colorize.errors import ColorizeError
+from colorize.images import Images, Split
 from colorize.loop import Settings, Training, fit
 from colorize.wrapper import Colorizer
 from tests.conftest import QUICK, run_cli, runs
