@@ -13,11 +13,19 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from colorize import secrets
+from colorize import config, reference, secrets
 from colorize.errors import ColorizeError, first_line
 
 T = TypeVar("T")
 INTERRUPTED_EXIT = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
+
+
+def register() -> None:
+    """What every entry's config needs before Hydra composes it: the schemas, and the resolver
+    hydra.help.template calls for --help (every group and key, from the schemas' comments)."""
+    config.register()
+    if not OmegaConf.has_resolver("colorize_help"):
+        OmegaConf.register_new_resolver("colorize_help", reference.help_text)
 
 
 class Guard(Callback):

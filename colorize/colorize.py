@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from colorize import atomic, cli, summary
-from colorize.config import Resolution, check, register, require
+from colorize.config import Resolution, check, require
 from colorize.errors import ColorizeError
 from colorize.folders import list_images, read_rgb
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from colorize.wrapper import Colorizer
 
 log = logging.getLogger(__name__)
-register()
+cli.register()
 
 
 def output_paths(files: list[Path], source: Path, output: Path) -> dict[Path, Path]:

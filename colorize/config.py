@@ -269,17 +269,9 @@ def project_root() -> str:
     return str(repo if (repo / "pyproject.toml").exists() else Path.cwd())
 
 
-def help_text(command: str) -> str:
-    from colorize import reference  # it reads this module's comments
-
-    return reference.help_text(command)
-
-
 def register() -> None:
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", project_root)
-    if not OmegaConf.has_resolver("colorize_help"):
-        OmegaConf.register_new_resolver("colorize_help", help_text)  # hydra.help.template: --help from the schemas
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)

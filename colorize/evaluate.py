@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from colorize import atomic, cli, summary
-from colorize.config import METRICS, DataConfig, Resolution, check, register, require
+from colorize.config import METRICS, DataConfig, Resolution, check, require
 from colorize.errors import ColorizeError
 from colorize.folders import read_rgb
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from colorize.wrapper import Colorizer
 
 log = logging.getLogger(__name__)
-register()
+cli.register()
 
 BASELINES = ("gray_copy", "lab_zero_ab")
 

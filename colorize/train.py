@@ -10,10 +10,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from colorize import cli, secrets
-from colorize.config import TrainerConfig, check, flatten, objectives, register
+from colorize.config import TrainerConfig, check, flatten, objectives
 
 log = logging.getLogger(__name__)
-register()
+cli.register()
 
 
 def train(cfg: DictConfig) -> Union[float, tuple[float, ...]]:

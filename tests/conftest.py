@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from colorize import checkpoint, wrapper
-from colorize.config import register
+from colorize.cli import register
 
 PROJECT = Path(__file__).resolve().parents[1]
 CIFAR_JPEG = PROJECT.parent / "shared" / "data" / "cifar10-jpeg"

@@ -16,8 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hydra_plugins.hydra_optuna_async_sweeper import _stopping as stopping
 from hydra_plugins.hydra_optuna_async_sweeper._errors import mask, one_line
 from hydra_plugins.hydra_optuna_async_sweeper._space import quote
-from hydra_plugins.hydra_optuna_async_sweeper._study import RUN
-from hydra_plugins.hydra_optuna_async_sweeper.trial import BASELINE
+from hydra_plugins.hydra_optuna_async_sweeper.trial import BASELINE, RUN
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from hydra_plugins.hydra_optuna_async_sweeper._errors import SweeperError, mask, one_line
-from hydra_plugins.hydra_optuna_async_sweeper.trial import RUN  # noqa: F401  (one of the study's attributes, public for jobs)
 
 log = logging.getLogger(__name__)
 

@@ -46,12 +46,12 @@ from hydra_plugins.hydra_optuna_async_sweeper._study import (
     PARENT_RUN,
     PRUNER,
     REASON,
-    RUN,
     claim,
     open_storage,
     settle,
     tell,
 )
+from hydra_plugins.hydra_optuna_async_sweeper.trial import RUN
 
 log = logging.getLogger(__name__)
 
