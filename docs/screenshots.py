@@ -1,6 +1,7 @@
 """The README's MLflow UI screenshots, taken in headless Chromium from a store this script builds.
 
     python docs/screenshots.py            # builds /tmp/colorize-screenshots, writes docs/*.png
+    python docs/screenshots.py --docs     # builds the docs site, shoots one page: docs/docs_site.png
 
 Two short runs and a `sweep=smoke` go to a new store; `mlflow ui` serves it on a free loopback port;
 headless Chromium, driven over its DevTools protocol, clicks through the UI as a user would and
@@ -335,6 +336,34 @@ async def shoot(base: str, experiment: str, run: str, out: Path) -> None:
         await page.screenshot(out / "mlflow_sweep.png", clip=(1400, 480))
 
 
+DOCS_PAGE = "guide/serving"  # the page docs_site.png shows, with the site's navigation
+DOCS_RENDERED = "document.querySelector('nav.md-nav--primary') && document.querySelector('article h1')"
+
+
+def shoot_docs(out: Path) -> None:
+    """The docs site as `mkdocs build --strict` makes it, one page opened from disk."""
+    with tempfile.TemporaryDirectory() as site:
+        built = subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", site],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            env=os.environ | {"NO_MKDOCS_2_WARNING": "1"},
+        )
+        if built.returncode != 0:
+            raise SystemExit(f"mkdocs build --strict failed:\n{built.stderr[-3000:]}")
+
+        async def shoot() -> None:
+            async with browser(1400, 820) as page:  # wide enough for the navigation column
+                await page.goto((Path(site) / DOCS_PAGE / "index.html").as_uri(), DOCS_RENDERED)
+                await asyncio.sleep(1)
+                await page.screenshot(out / "docs_site.png")
+
+        asyncio.run(shoot())
+    shrink(out / "docs_site.png", 1000)
+    print(f"{out / 'docs_site.png'}: {(out / 'docs_site.png').stat().st_size // 1024} KiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -345,9 +374,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=PROJECT / "docs")
     parser.add_argument("--keep", action="store_true", help="shoot the store already in --root")
+    parser.add_argument("--docs", action="store_true", help="shoot the docs site instead (docs_site.png)")
     args = parser.parse_args()
     if chromium() is None:
         raise SystemExit("no Chromium found: apt-get install chromium")
+    if args.docs:
+        return shoot_docs(args.out)
     if not args.keep:
         shutil.rmtree(args.root, ignore_errors=True)
         args.root.mkdir(parents=True)
