@@ -45,7 +45,8 @@ def row(label: str, metrics: dict, minutes: str, parameters: str, gray_copy_psnr
     gain = metrics["psnr"] - gray_copy_psnr
     return (
         f"| {label} | {metrics['psnr']:.2f} | {gain:+.2f} | {metrics['psnr_per_image']:.2f} | {metrics['ssim']:.3f} "
-        f"| {metrics['colorfulness_ratio']:.2f} | {metrics['colorfulness_gap']:.1f} | {metrics['mean_ab_close']:.2f} | {minutes} | {parameters} |"
+        f"| {metrics['colorfulness_ratio']:.2f} | {metrics['colorfulness_gap']:.1f} | {metrics['mean_ab_close']:.2f} "
+        f"| {metrics['auc']:.1f} | {metrics['auc_rebalanced']:.1f} | {minutes} | {parameters} |"
     )
 
 
@@ -101,8 +102,8 @@ def main() -> None:
     first = next(iter(results.values()))[1]
     gray_copy_psnr = first["metrics"]["gray_copy"]["psnr"]
     lines = [
-        "| model | psnr (dB) | vs gray copy (dB) | psnr_per_image (dB) | SSIM | colourfulness ratio | colourfulness gap | mean ab within 10 | training minutes | parameters |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | psnr (dB) | vs gray copy (dB) | psnr_per_image (dB) | SSIM | colourfulness ratio | colourfulness gap | mean ab within 10 | AuC | AuC rebalanced | training minutes | parameters |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         row("gray copy (baseline)", first["metrics"]["gray_copy"], "-", "-", gray_copy_psnr),
         row("lab zero ab (baseline)", first["metrics"]["lab_zero_ab"], "-", "-", gray_copy_psnr),
     ]

@@ -48,3 +48,4 @@ def test_quality_benchmark_writes_its_table(tmp_path: Path) -> None:
     for row in ("gray copy (baseline)", "lab zero ab (baseline)", "`seed convnet`", "`convae`", "`unet`", "`best_cpu`"):
         assert f"| {row} |" in text
     assert "test folder" in text and "(10 images;" in text
+    assert "| AuC | AuC rebalanced |" in text  # Zhang et al.'s measure of colour, raw and rebalanced
