@@ -66,8 +66,9 @@ class Cropped:
         return crop_flip(batch, self.size, self.generator)
 
     def head(self, n: int) -> Images:
-        margin = (self.images.head(n).rgb.shape[-1] - self.size) // 2
-        return self.images.head(n).crop(margin, margin, self.size)
+        first = self.images.head(n)  # decoded once: a Stream reads its files for it
+        margin = (first.rgb.shape[-1] - self.size) // 2
+        return first.crop(margin, margin, self.size)
 
 
 def crop_flip(batch: Images, size: int, generator: torch.Generator) -> Images:
